@@ -13,7 +13,9 @@ Tensor layout per modality kind (``preprocess`` keys):
   ``{"joint_names": [...], "fields": ["position", "velocity", "effort"], "loc": [...],
   "scale": [...]}`` with ``loc``/``scale`` of the tensor's length.
 - ``audio``: mono PCM at ``sample_rate``; the model sees the last ``window_samples`` samples,
-  as log-mel features computed by ``sensorysync_ros.codecs`` (shape ``(1, n_mels, frames)``).
+  as log-mel features computed by ``sensorysync_ros.codecs`` (shape ``(1, n_mels, frames)``,
+  no centre padding: ``frames = 1 + (window_samples - n_fft) // hop_length``), normalised
+  ``(log_mel - loc) / scale``. Default ROS type: std_msgs/msg/Float32MultiArray PCM chunks.
   ``{"sample_rate": 16000, "window_samples": int, "n_fft": int, "hop_length": int,
   "n_mels": int, "loc": float, "scale": float}``.
 """

@@ -1,0 +1,1 @@
+"""Rosbag tools: offline evaluation, replay, dataset extraction."""

@@ -1,0 +1,1 @@
+"""MuJoCo simulated multimodal robot arm."""

@@ -1,0 +1,1 @@
+"""SensorySync training: the torch side (model library, datasets, training, export)."""
