@@ -33,3 +33,22 @@ def ros_isolation(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("ROS_HOME", str(log_dir))
     monkeypatch.setenv("ROS_LOG_DIR", str(log_dir))
     yield domain
+
+
+@pytest.fixture(scope="session")
+def tiny_robot_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a tiny seeded robot model (camera, audio, joints) exported by the real exporter.
+
+    Modalities and ROS bindings: see test/model_factory.py. Built once per xdist worker.
+    """
+    from model_factory import export_tiny_robot_model  # torch is imported only when needed
+
+    return export_tiny_robot_model(tmp_path_factory.mktemp("tiny_robot") / "tiny_robot.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_fmnist_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a tiny seeded Fashion-MNIST-shaped model (image 1x28x28, label 10)."""
+    from model_factory import export_tiny_fmnist_model
+
+    return export_tiny_fmnist_model(tmp_path_factory.mktemp("tiny_fmnist") / "tiny_fmnist.onnx")

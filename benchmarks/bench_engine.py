@@ -1,0 +1,173 @@
+"""ONNX Runtime engine vs torch eager on the same model, side by side in one process.
+
+For the paper's Fashion-MNIST model (training/configs/fashion_mnist.yaml) and a robot-sized
+3-modality model (3x64x64 camera, 1 s of 16 kHz audio as 1x32x61 log-mel features, 14-d
+joints: 7 joints x position/velocity), both seeded and untrained (timing does not depend on
+the weights): batch-1 latency (p50, p99 over >= 1000 calls) and batch-32 throughput. Blocks of
+calls alternate between the two backends so load drift on a shared machine hits both alike.
+Both use the same number of intra-op threads.
+
+    .venv/bin/python benchmarks/bench_engine.py [--calls 1000] [--threads 2] \
+        [--out docs/results/engine_benchmark.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from sensorysync_training.config import Config, load_config
+from sensorysync_training.export import all_masks, build_manifest, export_model, random_inputs
+from sensorysync_training.registry import build_model
+from tqdm import tqdm
+
+from sensorysync_ros.engine import CPU_PROVIDER, Engine
+
+REPO = Path(__file__).resolve().parents[1]
+ROUNDS = 5  # alternating blocks per measurement
+JOINTS = [f"joint_{i}" for i in range(1, 8)]
+AUDIO = {"sample_rate": 16000, "window_samples": 16000, "n_fft": 512, "hop_length": 256,
+         "n_mels": 32, "loc": 0.0, "scale": 1.0}
+AUDIO_FRAMES = 1 + (AUDIO["window_samples"] - AUDIO["n_fft"]) // AUDIO["hop_length"]  # 61
+
+
+def robot_config() -> Config:
+    """A robot-sized model: conv camera net, MLP audio and joint nets."""
+    def modality(name, kind, shape, likelihood, preprocess, ros, network, latent_dim):
+        topic, msg_type, rate_hz = ros
+        return {"name": name, "kind": kind, "shape": shape, "likelihood": likelihood,
+                "preprocess": preprocess, "network": network, "latent_dim": latent_dim,
+                "ros": {"topic": topic, "msg_type": msg_type, "rate_hz": rate_hz}}
+
+    n = 2 * len(JOINTS)
+    return Config.from_dict({
+        "data": {"kind": "npz"},
+        "modalities": [
+            modality("camera", "image", [3, 64, 64], "gaussian", {"encoding": "rgb8"},
+                     ("camera/image_raw", "sensor_msgs/msg/Image", 30.0),
+                     {"arch": "conv", "channels": [32, 64, 128, 128], "hidden": [256]}, 32),
+            modality("audio", "audio", [1, AUDIO["n_mels"], AUDIO_FRAMES], "gaussian",
+                     dict(AUDIO), ("audio", "std_msgs/msg/Float32MultiArray", 50.0),
+                     {"arch": "mlp", "hidden": [512, 256]}, 16),
+            modality("joints", "vector", [n], "gaussian",
+                     {"joint_names": JOINTS, "fields": ["position", "velocity"],
+                      "loc": [0.0] * n, "scale": [1.0] * n},
+                     ("joint_states", "sensor_msgs/msg/JointState", 100.0),
+                     {"arch": "mlp", "hidden": [128, 128]}, 8),
+        ],
+        "model": {"type": "sensorysync", "core_hidden": [128, 128], "core_latent_dim": 16},
+        "train": {"epochs": 1, "batch_size": 64, "lr": 1e-3},
+    }, source="benchmark robot model")
+
+
+def time_calls(fn: Callable[[], object], calls: int) -> np.ndarray:
+    """Wall time of each call in microseconds."""
+    out = np.empty(calls)
+    for i in range(calls):
+        start = time.perf_counter_ns()
+        fn()
+        out[i] = (time.perf_counter_ns() - start) / 1e3
+    return out
+
+
+def compare(backends: dict[str, Callable[[], object]], calls: int, desc: str) -> dict[str, np.ndarray]:
+    """Per-call times of each backend, in ROUNDS alternating blocks (after a warm-up)."""
+    for fn in backends.values():
+        time_calls(fn, 20)
+    block = max(1, calls // ROUNDS)
+    times: dict[str, list[np.ndarray]] = {name: [] for name in backends}
+    for _ in tqdm(range(ROUNDS), desc=desc, leave=False):
+        for name, fn in backends.items():
+            times[name].append(time_calls(fn, block))
+    return {name: np.concatenate(t) for name, t in times.items()}
+
+
+def backends_for(model: torch.nn.Module, engine: Engine, batch: int, rng: np.random.Generator):
+    inputs = random_inputs(engine.manifest, batch, rng)
+    mask = all_masks(len(engine.manifest.names))[rng.integers(0, 2 ** len(inputs) - 1, batch)]
+    names = engine.manifest.names
+
+    def ort_call() -> object:
+        return engine.run(inputs, mask)
+
+    def torch_call() -> object:
+        with torch.inference_mode():
+            outs = model.export_forward(*(torch.from_numpy(inputs[n]) for n in names),
+                                        torch.from_numpy(mask))
+        return [o.numpy() for o in outs]
+
+    return {"onnxruntime": ort_call, "torch eager": torch_call}
+
+
+def bench_model(name: str, config: Config, workdir: Path, calls: int, threads: int) -> list[str]:
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    path = export_model(model, build_manifest(config, {"name": name}), workdir / f"{name}.onnx",
+                        card=False).onnx_path
+    engine = Engine(path, providers=(CPU_PROVIDER,), threads=threads)
+    rng = np.random.default_rng(0)
+    lat = compare(backends_for(model, engine, 1, rng), calls, f"{name} batch 1")
+    thr_calls = max(ROUNDS, calls // 10)
+    thr = compare(backends_for(model, engine, 32, rng), thr_calls, f"{name} batch 32")
+    p50 = {k: float(np.percentile(v, 50)) for k, v in lat.items()}
+    p99 = {k: float(np.percentile(v, 99)) for k, v in lat.items()}
+    sps = {k: 32 / (float(np.mean(v)) / 1e6) for k, v in thr.items()}
+    o, t = "onnxruntime", "torch eager"
+    rows = []
+    for backend in (o, t):
+        rows.append(
+            f"| {name} ({n_params / 1e6:.2f} M params) | {backend} | {p50[backend] / 1e3:.3f} | "
+            f"{p99[backend] / 1e3:.3f} | {p99[backend] / p50[backend]:.2f} | {sps[backend]:,.0f} |"
+        )
+    rows.append(
+        f"| {name} | **torch / ORT** | **{p50[t] / p50[o]:.2f}x** | {p99[t] / p99[o]:.2f}x | "
+        f"| **{sps[o] / sps[t]:.2f}x** |"
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000, help="batch-1 calls per backend")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="intra-op threads for both backends (default: all cores)")
+    parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    models = {
+        "fashion_mnist": load_config(REPO / "training" / "configs" / "fashion_mnist.yaml"),
+        "robot": robot_config(),
+    }
+    lines = [
+        f"Engine benchmark: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {args.threads} intra-op threads, onnxruntime "
+        f"{ort.__version__} ({CPU_PROVIDER}), torch {torch.__version__}; "
+        f"{args.calls} batch-1 calls and {max(ROUNDS, args.calls // 10)} batch-32 calls per "
+        "backend, alternating blocks, random masks.",
+        "",
+        "| model | backend | batch-1 p50 ms | batch-1 p99 ms | p99/p50 | batch-32 samples/s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, config in models.items():
+            lines += bench_model(name, config, Path(tmp), args.calls, args.threads)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(f"# ONNX Runtime engine vs torch eager\n\n{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

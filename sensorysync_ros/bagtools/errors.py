@@ -1,0 +1,15 @@
+"""Errors of the bag tools. Each names the bag, topic, modality or spec at fault and the fix."""
+
+from __future__ import annotations
+
+from ..errors import BagError, SensorySyncError
+
+__all__ = ["BagError", "DropoutSpecError", "ModalitySpecError"]
+
+
+class DropoutSpecError(SensorySyncError, ValueError):
+    """A dropout spec (``camera:10-20``, a random rate) does not parse or names no modality."""
+
+
+class ModalitySpecError(SensorySyncError, ValueError):
+    """Modality specs cannot be read from a training config or a model file."""

@@ -1,0 +1,1 @@
+"""Helper processes and observers for the node tests (publisher, recorder)."""
