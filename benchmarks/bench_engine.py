@@ -7,7 +7,7 @@ the weights): batch-1 latency (p50, p99 over >= 1000 calls) and batch-32 through
 calls alternate between the two backends so load drift on a shared machine hits both alike.
 Both use the same number of intra-op threads.
 
-    .venv/bin/python benchmarks/bench_engine.py [--calls 1000] [--threads 2] \
+    .venv/bin/python benchmarks/bench_engine.py [--calls 1000] [--threads 1 2] \
         [--out docs/results/engine_benchmark.md]
 """
 
@@ -33,7 +33,7 @@ from tqdm import tqdm
 from sensorysync_ros.engine import CPU_PROVIDER, Engine
 
 REPO = Path(__file__).resolve().parents[1]
-ROUNDS = 5  # alternating blocks per measurement
+ROUNDS = 10  # alternating blocks per measurement
 JOINTS = [f"joint_{i}" for i in range(1, 8)]
 AUDIO = {"sample_rate": 16000, "window_samples": 16000, "n_fft": 512, "hop_length": 256,
          "n_mels": 32, "loc": 0.0, "scale": 1.0}
@@ -79,7 +79,10 @@ def time_calls(fn: Callable[[], object], calls: int) -> np.ndarray:
     return out
 
 
-def compare(backends: dict[str, Callable[[], object]], calls: int, desc: str) -> dict[str, np.ndarray]:
+Backends = dict[str, Callable[[], object]]
+
+
+def compare(backends: Backends, calls: int, desc: str) -> dict[str, np.ndarray]:
     """Per-call times of each backend, in ROUNDS alternating blocks (after a warm-up)."""
     for fn in backends.values():
         time_calls(fn, 20)
@@ -91,7 +94,9 @@ def compare(backends: dict[str, Callable[[], object]], calls: int, desc: str) ->
     return {name: np.concatenate(t) for name, t in times.items()}
 
 
-def backends_for(model: torch.nn.Module, engine: Engine, batch: int, rng: np.random.Generator):
+def backends_for(
+    model: torch.nn.Module, engine: Engine, batch: int, rng: np.random.Generator
+) -> Backends:
     inputs = random_inputs(engine.manifest, batch, rng)
     mask = all_masks(len(engine.manifest.names))[rng.integers(0, 2 ** len(inputs) - 1, batch)]
     names = engine.manifest.names
@@ -108,12 +113,19 @@ def backends_for(model: torch.nn.Module, engine: Engine, batch: int, rng: np.ran
     return {"onnxruntime": ort_call, "torch eager": torch_call}
 
 
-def bench_model(name: str, config: Config, workdir: Path, calls: int, threads: int) -> list[str]:
+def export_for_bench(name: str, config: Config, workdir: Path) -> tuple[torch.nn.Module, Path]:
+    """A seeded, untrained model of ``config`` and its exported ONNX file."""
     torch.manual_seed(0)
     model = build_model(config).eval()
+    manifest = build_manifest(config, {"name": name})
+    return model, export_model(model, manifest, workdir / f"{name}.onnx", card=False).onnx_path
+
+
+def bench_model(
+    name: str, model: torch.nn.Module, path: Path, calls: int, threads: int
+) -> list[str]:
+    """Table rows (ORT, torch, ratio) for one model at one thread count."""
     n_params = sum(p.numel() for p in model.parameters())
-    path = export_model(model, build_manifest(config, {"name": name}), workdir / f"{name}.onnx",
-                        card=False).onnx_path
     engine = Engine(path, providers=(CPU_PROVIDER,), threads=threads)
     rng = np.random.default_rng(0)
     lat = compare(backends_for(model, engine, 1, rng), calls, f"{name} batch 1")
@@ -139,28 +151,35 @@ def bench_model(name: str, config: Config, workdir: Path, calls: int, threads: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000, help="batch-1 calls per backend")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="intra-op threads for both backends (default: all cores)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1],
+                        help="intra-op threads for both backends; one table per value "
+                             "(default: all cores)")
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
     models = {
         "fashion_mnist": load_config(REPO / "training" / "configs" / "fashion_mnist.yaml"),
         "robot": robot_config(),
     }
     lines = [
-        f"Engine benchmark: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, {args.threads} intra-op threads, onnxruntime "
-        f"{ort.__version__} ({CPU_PROVIDER}), torch {torch.__version__}; "
-        f"{args.calls} batch-1 calls and {max(ROUNDS, args.calls // 10)} batch-32 calls per "
-        "backend, alternating blocks, random masks.",
-        "",
-        "| model | backend | batch-1 p50 ms | batch-1 p99 ms | p99/p50 | batch-32 samples/s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, onnxruntime "
+        f"{ort.__version__} ({CPU_PROVIDER}), torch {torch.__version__}; {args.calls} batch-1 "
+        f"calls and {max(ROUNDS, args.calls // 10)} batch-32 calls per backend in {ROUNDS} "
+        "alternating blocks, random masks; both backends with the same intra-op threads.",
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, config in models.items():
-            lines += bench_model(name, config, Path(tmp), args.calls, args.threads)
+        exported = {name: export_for_bench(name, c, Path(tmp)) for name, c in models.items()}
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            lines += [
+                "",
+                f"### {threads} intra-op thread{'s' if threads > 1 else ''}",
+                "",
+                "| model | backend | batch-1 p50 ms | batch-1 p99 ms | p99/p50 "
+                "| batch-32 samples/s |",
+                "| --- | --- | --- | --- | --- | --- |",
+            ]
+            for name, (model, path) in exported.items():
+                lines += bench_model(name, model, path, args.calls, threads)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
 from sensorysync_training.config import load_config
 from sensorysync_training.likelihood import estimate_log_likelihoods, sampler_for
 from sensorysync_training.registry import build_model
@@ -95,15 +94,21 @@ def main() -> None:
     work = args.points * args.num_samples * len(PASSES)
     ref_step = statistics.median(step_s["SensorySync"])
     ref_eval = statistics.median(eval_s["SensorySync"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training batch "
-          f"{args.batch_size}; evaluation: {args.points} points x K={args.num_samples} x "
-          f"{len(PASSES)} proposal passes (S = image, label, both)")
-    print(f"{'model':12s} {'step ms':>9s} {'time ratio':>11s} {'samples/s':>10s} "
-          f"{'eval pts*K/s':>13s} {'rate ratio':>11s}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; training batch "
+        f"{args.batch_size}; evaluation: {args.points} points x K={args.num_samples} x "
+        f"{len(PASSES)} proposal passes (S = image, label, both)"
+    )
+    print(
+        f"{'model':12s} {'step ms':>9s} {'time ratio':>11s} {'samples/s':>10s} "
+        f"{'eval pts*K/s':>13s} {'rate ratio':>11s}"
+    )
     for name in models:
         s, e = statistics.median(step_s[name]), statistics.median(eval_s[name])
-        print(f"{name:12s} {1e3 * s:9.1f} {s / ref_step:11.2f} {args.batch_size / s:10.0f} "
-              f"{work / e:13.0f} {ref_eval / e:11.2f}")
+        print(
+            f"{name:12s} {1e3 * s:9.1f} {s / ref_step:11.2f} {args.batch_size / s:10.0f} "
+            f"{work / e:13.0f} {ref_eval / e:11.2f}"
+        )
 
 
 if __name__ == "__main__":

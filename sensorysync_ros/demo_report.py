@@ -10,7 +10,6 @@ the bag evaluator's (:mod:`sensorysync_ros.bagtools.metrics`).
 
 from __future__ import annotations
 
-import bisect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,14 +100,22 @@ def load_run(truth_bag: Path, live_bag: Path, manifest: Manifest, truth_prefix: 
 
 
 def _nearest(stamps: np.ndarray, t_ns: int) -> int:
-    k = bisect.bisect_left(stamps.tolist(), t_ns) if stamps.size < 64 else int(
-        np.searchsorted(stamps, t_ns)
-    )
+    """Index of the stamp nearest to ``t_ns`` in sorted ``stamps``."""
+    k = int(np.searchsorted(stamps, t_ns))
     if k == 0:
         return 0
     if k >= stamps.size:
         return stamps.size - 1
     return k if stamps[k] - t_ns < t_ns - stamps[k - 1] else k - 1
+
+
+def _ssim(truth: np.ndarray, recon: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Per-sample SSIM of (B, C, H, W) batches, a few samples per call."""
+    if truth.shape[0] == 0:
+        return np.zeros(0)
+    return np.concatenate(
+        [ssim(truth[i : i + batch], recon[i : i + batch]) for i in range(0, len(truth), batch)]
+    )
 
 
 def _in(t_s: np.ndarray, d: DropoutInterval, late_s: float = 0.0) -> np.ndarray:
@@ -126,16 +133,14 @@ def _camera_scores(run: LiveRun, drops: list[DropoutInterval]) -> dict[str, Any]
     tick_ns, _, recon = run.recon_frames
     mean_image = truth.mean(axis=0)
     t_s = (tick_ns - run.start_ns) / NS_PER_S
-    pairs = [truth[_nearest(truth_ns, int(t))] for t in tick_ns]
-    model_ssim = np.array([ssim(t, r) for t, r in zip(pairs, recon, strict=True)])
-    model_psnr = np.array([psnr_db(t, r) for t, r in zip(pairs, recon, strict=True)])
-    mean_ssim = np.array([ssim(t, mean_image) for t in pairs])
-    hold_ssim = np.full(t_s.size, np.nan)
-    seen_ns = run.published_frames
-    for i, t in enumerate(tick_ns):
-        k = int(np.searchsorted(seen_ns, t, side="right")) - 1
-        if k >= 0:
-            hold_ssim[i] = ssim(pairs[i], truth[_nearest(truth_ns, int(seen_ns[k]))])
+    pairs = truth[[_nearest(truth_ns, int(t)) for t in tick_ns]]
+    model_ssim = _ssim(pairs, recon)
+    model_psnr = psnr_db(pairs, recon)
+    mean_ssim = _ssim(pairs, np.broadcast_to(mean_image, pairs.shape))
+    # last-frame hold: the last frame the node could have seen (published, not dropped)
+    seen = np.searchsorted(run.published_frames, tick_ns, side="right") - 1
+    held = truth[[_nearest(truth_ns, int(run.published_frames[max(k, 0)])) for k in seen]]
+    hold_ssim = np.where(seen >= 0, _ssim(pairs, held), np.nan)
     out: dict[str, Any] = {"t_s": t_s, "model_ssim": model_ssim, "mean_ssim": mean_ssim,
                            "hold_ssim": hold_ssim, "model_psnr": model_psnr}
     camera_drops = [d for d in drops if d.modality == "camera"]

@@ -31,6 +31,7 @@ __all__ = ["CPU_PROVIDER", "DEFAULT_PROVIDERS", "Engine", "EngineResult"]
 CPU_PROVIDER = "CPUExecutionProvider"
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", CPU_PROVIDER)
 _FLOAT = "tensor(float)"
+_MASK_CACHE_SIZE = 256  # validated masks remembered (a fusion loop repeats a few masks)
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ class Engine:
         self._shapes = {m.name: m.shape for m in self.manifest.modalities}
         self._outputs = [CORE_MEAN, CORE_LOGVAR, *(recon_output(n) for n in self._names)]
         self._zeros: dict[str, np.ndarray] = {}  # name -> zero buffer, first axis >= batch
+        # (shape, bytes) of masks already validated -> per modality: present in any row
+        self._checked_masks: dict[tuple[tuple[int, ...], bytes], tuple[bool, ...]] = {}
         if warmup:
             self.warmup()
 
@@ -166,20 +169,8 @@ class Engine:
             self._zeros[name] = buffer
         return buffer[:batch]
 
-    def run(self, inputs: Mapping[str, np.ndarray], mask: np.ndarray) -> EngineResult:
-        """Fuse the present modalities and reconstruct every modality.
-
-        Args:
-            inputs: modality name -> float32 array (B, *shape), preprocessed as the manifest
-                says. Modalities absent in every row may be omitted.
-            mask: (B, N) presence mask in manifest order, 1 = present, 0 = absent; every row
-                needs at least one present modality.
-
-        Raises:
-            ValueError: naming the modality and the expected and given shapes or dtypes, an
-                unknown modality, or a mask row with no modality present.
-        """
-        mask = np.asarray(mask, dtype=np.float32)
+    def _check_mask(self, mask: np.ndarray) -> tuple[bool, ...]:
+        """Validate a (B, N) float32 mask; per modality, whether any row marks it present."""
         n = len(self._names)
         if mask.ndim != 2 or mask.shape[1] != n:
             msg = f"mask has shape {mask.shape}; expected (batch, {n}) in order {list(self._names)}"
@@ -195,13 +186,36 @@ class Engine:
                 f"{list(self._names)} must be 1 in each row (nothing to fuse)"
             )
             raise ValueError(msg)
+        return tuple(bool(v) for v in present.any(axis=0))
+
+    def run(self, inputs: Mapping[str, np.ndarray], mask: np.ndarray) -> EngineResult:
+        """Fuse the present modalities and reconstruct every modality.
+
+        Args:
+            inputs: modality name -> float32 array (B, *shape), preprocessed as the manifest
+                says. Modalities absent in every row may be omitted.
+            mask: (B, N) presence mask in manifest order, 1 = present, 0 = absent; every row
+                needs at least one present modality.
+
+        Raises:
+            ValueError: naming the modality and the expected and given shapes or dtypes, an
+                unknown modality, or a mask row with no modality present.
+        """
+        mask = np.asarray(mask, dtype=np.float32)
+        key = (mask.shape, mask.tobytes())
+        used = self._checked_masks.get(key)
+        if used is None:  # first time this mask is seen: validate it (slow numpy reductions)
+            used = self._check_mask(mask)
+            if len(self._checked_masks) >= _MASK_CACHE_SIZE:
+                self._checked_masks.clear()
+            self._checked_masks[key] = used
         batch = mask.shape[0]
         feed: dict[str, np.ndarray] = {MASK_INPUT: mask}
-        given = 0
-        for i, name in enumerate(self._names):
+        n_given = 0
+        for name, in_use in zip(self._names, used, strict=True):
             x = inputs.get(name)
             if x is None:
-                if present[:, i].any():
+                if in_use:
                     msg = f"modality {name!r} is marked present in the mask but not in inputs"
                     raise ValueError(msg)
                 feed[name] = self._zero_input(name, batch)
@@ -212,8 +226,8 @@ class Engine:
                 msg = f"modality {name!r}: expected float32{expected}, given {given}"
                 raise ValueError(msg)
             feed[name] = x
-            given += 1
-        if given != len(inputs):
+            n_given += 1
+        if n_given != len(inputs):
             unknown = sorted(set(inputs) - set(self._names))
             raise ValueError(f"unknown modalities {unknown}; the model has {list(self._names)}")
         outs = self._session.run(self._outputs, feed)

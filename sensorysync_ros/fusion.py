@@ -111,7 +111,11 @@ class FusionCore:
         for spec in self.manifest.modalities:
             default = round(DEFAULT_TIMEOUT_PERIODS * 1e9 / spec.ros.rate_hz)
             timeout = given.get(spec.name, default)
-            if not isinstance(timeout, (int, np.integer)) or timeout <= 0:
+            if (
+                not isinstance(timeout, (int, np.integer))
+                or isinstance(timeout, bool)
+                or timeout <= 0
+            ):
                 raise ValueError(
                     f"timeout of modality {spec.name!r} must be a positive int of ns, "
                     f"got {timeout!r}"
@@ -121,6 +125,7 @@ class FusionCore:
         self._timeouts = np.array(timeouts, dtype=np.int64)
         self._last = np.full(len(self.names), _NEVER, dtype=np.int64)
         self._ages = np.zeros(len(self.names), dtype=np.int64)
+        self._seen = np.zeros(len(self.names), dtype=bool)
         self._present = np.zeros(len(self.names), dtype=bool)
         self._mask = np.zeros((1, len(self.names)), dtype=np.float32)
         self._inputs = {
@@ -155,10 +160,10 @@ class FusionCore:
 
     def _update_presence(self, now_ns: int) -> None:
         """Fill ``_ages``, ``_present`` and ``_mask`` for ``now_ns`` (caller holds the lock)."""
-        seen = self._last != _NEVER
-        np.subtract(now_ns, self._last, out=self._ages, where=seen)
+        np.not_equal(self._last, _NEVER, out=self._seen)
+        np.subtract(now_ns, self._last, out=self._ages, where=self._seen)
         np.less_equal(self._ages, self._timeouts, out=self._present)
-        self._present &= seen
+        self._present &= self._seen
         self._mask[0] = self._present
 
     def tick(self, now_ns: int) -> FusionOutput | None:

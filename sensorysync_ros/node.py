@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -194,14 +195,14 @@ class SensorySyncNode(LifecycleNode):
         inputs = {}
         for item in config.inputs:
             spec = manifest.modality(item.modality)
-            stats = SensorStats(item.modality, self.resolve_topic_name(item.topic), item.timeout_s)
+            stats = SensorStats(item.modality, self.resolve_topic_name(item.topic))
             options = {"sample_rate_hz": item.sample_rate_hz} if item.sample_rate_hz else {}
             inputs[item.modality] = _Input(
                 item, make_codec(spec, **options), resolve_msg_class(item.msg_type), stats
             )
         self.config, self.engine, self._manifest, self._inputs = config, engine, manifest, inputs
         self._fusion = FusionCore(
-            engine, {item.modality: int(item.timeout_s * 1e9) for item in config.inputs}
+            engine, timeouts_ns={i.modality: round(i.timeout_s * 1e9) for i in config.inputs}
         )
         overriding = QoSOverridingOptions.with_default_policies()
         self._core_pub = self.create_lifecycle_publisher(
@@ -233,7 +234,7 @@ class SensorySyncNode(LifecycleNode):
         assert self.config is not None and self._fusion is not None
         self._fusion.reset()
         for item in self._inputs.values():
-            item.stats = SensorStats(item.stats.modality, item.stats.topic, item.stats.timeout_s)
+            item.stats = SensorStats(item.stats.modality, item.stats.topic)
             item.codec.reset()
             item.subscription = self.create_subscription(
                 item.msg_cls,
@@ -299,20 +300,18 @@ class SensorySyncNode(LifecycleNode):
         stats.received += 1
         try:
             sample = item.codec.decode(msg)
-        except SensorySyncError as err:  # CodecError: malformed message
+            if sample is None:  # e.g. the audio window is still filling
+                return
+            self._fusion.push(self.get_clock().now().nanoseconds, stats.modality, sample)
+        except ValueError as err:  # CodecError, or values the fusion core rejects
             stats.malformed += 1
             stats.last_error = str(err)
             self.get_logger().warning(
                 f"{stats.topic}: skipped malformed message: {err}", throttle_duration_sec=5.0
             )
             return
-        if sample is None:  # e.g. the audio window is still filling
-            return
-        now_ns = self.get_clock().now().nanoseconds
-        self._fusion.push(now_ns, stats.modality, sample)
         stats.decoded += 1
         stats.window_decoded += 1
-        stats.last_seen_ns = now_ns
         header = getattr(msg, "header", None)
         if header is not None:
             item.frame_id = header.frame_id
@@ -345,13 +344,13 @@ class SensorySyncNode(LifecycleNode):
                 Image,
                 Header(stamp=stamp, frame_id=CORE_FRAME_ID),
                 out.core_mean,
-                out.core_logvar,
-                out.present,
+                out.core_var,
+                np.fromiter(out.present.values(), dtype=np.float32, count=len(out.present)),
             )
         )
         publish_present = self.config.publish_present_reconstructions
-        for present, item in zip(out.present, self._inputs.values(), strict=True):
-            if present and not publish_present:
+        for item in self._inputs.values():
+            if out.present[item.config.modality] and not publish_present:
                 continue
             assert item.publisher is not None
             name = item.config.modality
@@ -363,12 +362,14 @@ class SensorySyncNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         assert self._diag_pub is not None and self.engine is not None and self._manifest
+        assert self._fusion is not None
         steady_ns = self._steady.now().nanoseconds
         window_s = (steady_ns - self._diag_last_ns) / 1e9
         self._diag_last_ns = steady_ns
         now_ns = self.get_clock().now().nanoseconds
         name = self.get_fully_qualified_name()
         sensors = [item.stats for item in self._inputs.values()]
+        states = self._fusion.status(now_ns)
         report = FusionReport(
             provider=self.engine.provider,
             model_path=str(self.engine.path),
@@ -377,11 +378,12 @@ class SensorySyncNode(LifecycleNode):
             outputs=self._outputs,
             latency_ms=self._latency.summary_ms(),
         )
-        statuses = [fusion_status(sensors, report, node_name=name, now_ns=now_ns)]
+        statuses = [fusion_status(sensors, states, report, node_name=name)]
         statuses += [
-            sensor_status(s, node_name=name, now_ns=now_ns, window_s=window_s) for s in sensors
+            sensor_status(s, states[s.modality], node_name=name, window_s=window_s)
+            for s in sensors
         ]
-        msg = DiagnosticArray(statuses=statuses)
+        msg = DiagnosticArray(status=statuses)
         msg.header.stamp = _stamp(now_ns)
         self._diag_pub.publish(msg)
 

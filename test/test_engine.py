@@ -228,3 +228,11 @@ def test_bad_run_input_is_rejected(engine: Engine, case: str):
     inputs, mask = make(engine)
     with pytest.raises(error, match=expected):
         engine.run(inputs, np.asarray(mask, np.float32))
+
+
+def test_invalid_mask_is_rejected_every_time_even_after_valid_calls(engine: Engine):
+    inputs = _ok(engine)
+    engine.run(inputs, np.ones((1, 3), np.float32))
+    for _ in range(2):  # validated masks are cached; a rejected one must never be
+        with pytest.raises(ValueError, match="no modality present"):
+            engine.run(inputs, np.zeros((1, 3), np.float32))

@@ -128,7 +128,9 @@ def test_cli_exports_at_opset_17_with_card_and_metrics(tiny_robot_model: Path, t
     checkpoint = tmp_path / "trained.pt"
     save_checkpoint(checkpoint, state)
     out = tmp_path / "models" / "robot.onnx"
-    assert main([str(checkpoint), "-o", str(out), "--opset", "17"]) == 0
+    argv = [str(checkpoint), "-o", str(out), "--opset", "17", "--description", "A test arm.",
+            "--command", "sensorysync-train --config robot.yaml", "--command", "echo done"]
+    assert main(argv) == 0
     assert "max abs error" in capsys.readouterr().out
     proto = onnx.load(str(out))
     assert {o.domain: o.version for o in proto.opset_import}[""] == 17
@@ -136,7 +138,8 @@ def test_cli_exports_at_opset_17_with_card_and_metrics(tiny_robot_model: Path, t
     assert manifest.provenance["metrics"]["val"]["elbo"] == -123.5
     assert manifest.provenance["epochs"] == 3
     card = out.with_suffix(".md").read_text()
-    assert card.startswith("# Model card: robot")
+    assert card.startswith("# Model card: robot\n\nA test arm.\n")
+    assert "```bash\nsensorysync-train --config robot.yaml\necho done\n```" in card
     assert "| camera | image | 3x32x32 | laplace | 4 | camera/image_raw |" in card
     assert "| val | elbo | -123.5 |" in card
     assert "joint_names = [\"shoulder\", \"elbow\", \"wrist\"]" in card

@@ -176,6 +176,7 @@ def test_bad_push_is_named(engine, args, match):
         ({"camera": 0}, r"timeout of modality 'camera' must be a positive int of ns, got 0"),
         ({"audio": -5}, r"'audio' must be a positive int of ns, got -5"),
         ({"audio": 0.5}, r"got 0.5"),
+        ({"audio": True}, r"got True"),
     ],
 )
 def test_bad_timeouts_are_named(engine, timeouts, match):

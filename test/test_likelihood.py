@@ -9,18 +9,28 @@ the estimators' error must shrink with K.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from sensorysync_training.config import Config, load_config
+from sensorysync_training.data import load_splits
 from sensorysync_training.likelihood import (
     FlatSampler,
     HierarchicalSampler,
     LikelihoodError,
     estimate_log_likelihoods,
     gaussian_log_density,
+    sampler_for,
 )
+from sensorysync_training.likelihood_table import main as likelihood_main
+from sensorysync_training.registry import build_model
+from sensorysync_training.train import main as train_main
 from torch import Tensor
 
 DTYPE = torch.float64
@@ -272,3 +282,104 @@ def test_log_mean_exp_is_accumulated_in_float64() -> None:
     w = (-1.0e4 + 1e-3 * noise[:, 0].to(torch.float32)).double()
     expected = torch.logsumexp(w, 0) - math.log(4000)
     assert abs(float(est[0, 0]) - float(expected)) < 1e-9
+
+
+# --- the real models (tiny configs): the estimators' densities agree with the training ELBO ---
+
+TINY = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.yaml"
+MODEL_TYPES = ("sensorysync", "jmvae", "mvae")
+
+
+def _tiny_config(model_type: str) -> Config:
+    config = load_config(TINY)
+    return config.replace(model=dataclasses.replace(config.model, type=model_type))
+
+
+def _perturbed_model(model_type: str) -> torch.nn.Module:
+    """A tiny model whose Gaussians are far from N(0, I) (shifted locs, logvars in [-2, 0.5]),
+    so that an error in any density of the weight shows up."""
+    torch.manual_seed(0)
+    model = build_model(_tiny_config(model_type))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias") and "logvar" in name:
+                param.add_(torch.rand_like(param) * 2.5 - 2.0)
+            elif name.endswith("bias") and "loc" in name:
+                param.add_(torch.randn_like(param))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def val_points() -> list[Tensor]:
+    return load_splits(_tiny_config("sensorysync")).val.batch(torch.arange(96))
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_single_sample_estimate_is_the_models_elbo(model_type: str, val_points) -> None:
+    """E[log w] with K=1 and the proposal from every modality is the ELBO the model trains on."""
+    model = _perturbed_model(model_type)
+    sampler = sampler_for(model)
+    both = frozenset({IMAGE, LABEL})
+    draws = torch.cat(
+        [
+            estimate_log_likelihoods(sampler, val_points, both, [both], num_samples=1, seed=s)
+            for s in range(16)
+        ]
+    )  # (seeds, points)
+    with torch.no_grad():
+        elbos = []
+        for r in range(24):
+            torch.manual_seed(r)
+            elbos.append(float(model(val_points, math.inf)["elbo"]))
+    elbo = torch.tensor(elbos, dtype=DTYPE)
+    se_draws = math.sqrt(float(draws.var(dim=0).mean()) / draws.numel())
+    se_elbo = float(elbo.std()) / math.sqrt(len(elbos))
+    diff = float(draws.mean()) - float(elbo.mean())
+    assert abs(diff) < 5 * math.hypot(se_draws, se_elbo) + 1e-3, (diff, se_draws, se_elbo)
+
+
+def test_real_model_estimates_do_not_depend_on_batching(val_points) -> None:
+    torch.manual_seed(0)
+    sampler = sampler_for(build_model(_tiny_config("sensorysync")).eval())
+    xs = [x[:5] for x in val_points]
+    infer_from, targets = PASSES[1]
+    whole = estimate_log_likelihoods(sampler, xs, infer_from, targets, num_samples=200)
+    pieces = estimate_log_likelihoods(
+        sampler, xs, infer_from, targets, num_samples=200, max_batch_samples=64
+    )
+    torch.testing.assert_close(whole, pieces, rtol=0, atol=1e-3)
+
+
+def test_likelihood_table_cli_writes_table_2(tmp_path: Path, capsys) -> None:
+    checkpoints = []
+    for model_type in MODEL_TYPES:
+        cfg = tmp_path / f"{model_type}.yaml"
+        cfg.write_text(yaml.safe_dump(_tiny_config(model_type).to_dict()))
+        run = tmp_path / model_type
+        argv = ["--config", str(cfg), "--out", str(run), "--epochs", "1", "--max-steps", "2"]
+        assert train_main([*argv, "--quiet"]) == 0
+        checkpoints.append(str(run / "checkpoint.pt"))
+    out = tmp_path / "table"
+    common = ["--num-points", "3", "--num-samples", "16", "--label-points", "2"]
+    argv = [*checkpoints, *common, "--label-samples", "32", "--out", str(out)]
+    assert likelihood_main(argv) == 0
+    report = json.loads(out.with_name("table.json").read_text())
+    assert [m["type"] for m in report["models"]] == list(MODEL_TYPES)
+    assert all(m["epochs"] == 1 and m["train_seed"] == 0 for m in report["models"])
+    keys = [r["key"] for r in report["rows"]]
+    assert len(keys) == 7 and keys[-1] == "log_p_x1_given_x2_from_L@K32"
+    for m in report["models"]:
+        for key in keys:
+            est = m["estimates"][key]
+            assert math.isfinite(est["mean"]) and est["num_points"] in (2, 3), (key, est)
+    x1x2_from_l = m["estimates"]["log_p_x1_x2_from_L"]["mean"]
+    assert x1x2_from_l < 0
+    table = out.with_name("table.md").read_text()
+    assert "| metric | input | N | K | sensorysync | jmvae | mvae |" in table
+    assert "| log p(x1 \\| x2) | L | 2 | 32 |" in table
+    capsys.readouterr()
+    assert likelihood_main([*checkpoints, "--names", "one", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.startswith("error: --names gives 1 names for 3 checkpoints")
+    missing = str(tmp_path / "nope.pt")
+    assert likelihood_main([missing, "--out", str(out)]) == 1
+    assert missing in capsys.readouterr().err

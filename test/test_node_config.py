@@ -13,6 +13,7 @@ from std_msgs.msg import Header
 
 from sensorysync_ros.core_msg import CORE_ENCODING, core_layout, decode_core, encode_core
 from sensorysync_ros.errors import CodecError
+from sensorysync_ros.fusion import ModalityState, ModalityStatus
 from sensorysync_ros.manifest import Manifest, ModalitySpec, RosBinding
 from sensorysync_ros.node_config import (
     AUDIO_QOS_DEPTH,
@@ -120,8 +121,8 @@ def _header(stamp_ns: int) -> Header:
 
 def test_core_message_round_trip():
     mean = np.array([0.5, -1.0, 2.0], np.float32)
-    logvar = np.log(np.array([0.1, 1.0, 4.0], np.float32))
-    msg = encode_core(Image, _header(12_345_678_901), mean, logvar, np.array([1.0, 0.0]))
+    variance = np.array([0.1, 1.0, 4.0], np.float32)
+    msg = encode_core(Image, _header(12_345_678_901), mean, variance, np.array([1.0, 0.0]))
     assert (msg.encoding, msg.height, msg.width, msg.step) == (CORE_ENCODING, 1, 8, 32)
     core = decode_core(msg, core_dim=3, n_modalities=2)
     assert core.stamp_ns == 12_345_678_901
@@ -133,26 +134,41 @@ def test_core_message_round_trip():
     assert core_layout(3, ("a", "b")) == "32FC1 1x8: mean[0:3] variance[3:6] present[6:8]=a,b"
 
 
+def _state(age_s: float | None, timeout_s: float) -> ModalityState:
+    timeout_ns = round(timeout_s * 1e9)
+    if age_s is None:
+        return ModalityState(ModalityStatus.NEVER_SEEN, None, None, timeout_ns)
+    age_ns = round(age_s * 1e9)
+    status = ModalityStatus.PRESENT if age_ns <= timeout_ns else ModalityStatus.STALE
+    return ModalityState(status, 1, age_ns, timeout_ns)
+
+
 def test_sensor_levels_follow_age_and_fusion_errors_when_all_are_gone():
-    stats = SensorStats("camera", "/camera/image_raw", timeout_s=0.1)
-    never = sensor_status(stats, node_name="n", now_ns=0, window_s=1.0)
-    assert never.level == DiagnosticStatus.ERROR
-    stats.last_seen_ns, stats.window_decoded, stats.malformed = 1_000_000_000, 30, 2
-    ok = sensor_status(stats, node_name="n", now_ns=1_050_000_000, window_s=1.0)
+    stats = SensorStats("camera", "/camera/image_raw")
+    never = sensor_status(stats, _state(None, 0.1), node_name="n", window_s=1.0)
+    assert never.level == DiagnosticStatus.ERROR and never.name == "n: camera"
+    stats.window_decoded, stats.malformed = 30, 2
+    ok = sensor_status(stats, _state(0.05, 0.1), node_name="n", window_s=1.0)
     values = {kv.key: kv.value for kv in ok.values}
     assert ok.level == DiagnosticStatus.OK and values["rate_hz"] == "30.00"
     assert values["malformed"] == "2" and "2 malformed" in ok.message
-    stale = sensor_status(stats, node_name="n", now_ns=1_500_000_000, window_s=1.0)
+    assert values["last_seen_age_s"] == "0.050" and values["timeout_s"] == "0.100"
+    stale = sensor_status(stats, _state(0.5, 0.1), node_name="n", window_s=1.0)
     assert stale.level == DiagnosticStatus.WARN and "stale" in stale.message
-    gone = sensor_status(stats, node_name="n", now_ns=3_000_000_000, window_s=1.0)
+    assert {kv.key: kv.value for kv in stale.values}["rate_hz"] == "0.00"  # window was reset
+    gone = sensor_status(stats, _state(2.0, 0.1), node_name="n", window_s=1.0)
     assert gone.level == DiagnosticStatus.ERROR and "missing" in gone.message
 
-    joints = SensorStats("joints", "/joint_states", timeout_s=0.03, last_seen_ns=2_990_000_000)
+    sensors = [stats, SensorStats("joints", "/joint_states")]
     report = FusionReport("CPUExecutionProvider", "m.onnx", "layout", 10, 9, (1.0, 2.0))
-    status = fusion_status([stats, joints], report, node_name="n", now_ns=3_000_000_000)
+    some = {"camera": _state(2.0, 0.1), "joints": _state(0.01, 0.03)}
+    status = fusion_status(sensors, some, report, node_name="n")
     assert status.level == DiagnosticStatus.WARN and status.message == "reconstructing camera"
-    status = fusion_status([stats, joints], report, node_name="n", now_ns=4_000_000_000)
-    assert status.level == DiagnosticStatus.ERROR
+    assert {kv.key: kv.value for kv in status.values}["inference_latency_p50_ms"] == "1.000"
+    none = {"camera": _state(2.0, 0.1), "joints": _state(1.0, 0.03)}
+    assert fusion_status(sensors, none, report, node_name="n").level == DiagnosticStatus.ERROR
+    every = {"camera": _state(0.0, 0.1), "joints": _state(0.0, 0.03)}
+    assert fusion_status(sensors, every, report, node_name="n").level == DiagnosticStatus.OK
 
 
 def test_latency_window_summarises_and_clears():

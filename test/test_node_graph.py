@@ -27,7 +27,7 @@ PARAMS_FILE = REPO / "config" / "sensorysync.yaml"
 RATE_HZ = 30.0
 PERIOD_S = 1.0 / RATE_HZ
 # Scheduling slack on a loaded 2-core machine, added to every "within ..." bound.
-SLACK_S = 0.05
+SLACK_S = 0.06
 PHASES = "all:1.5,nocamera:1.0,all:1.0,malformed:1.0,none:1.2"
 
 
@@ -52,6 +52,25 @@ def stop(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+def reconstruction_run(stamps_ns: list[int]) -> list[int]:
+    """The first run of consecutive ticks (no gap over two periods) in ``stamps_ns``."""
+    run: list[int] = []
+    for t in sorted(stamps_ns):
+        if run and t - run[-1] > 1e9 * (2 * PERIOD_S + SLACK_S):
+            break
+        run.append(t)
+    return run
+
+
+def camera_on_windows(phases: dict, timeout_s: float) -> list[tuple[int, int]]:
+    """Stamp windows in which the camera streamed for at least ``timeout_s`` already."""
+    return [
+        (p["start_ns"] + 1e9 * (timeout_s + 0.5), p["end_ns"])
+        for key, p in phases.items()
+        if key in ("all0", "all2", "malformed3")
+    ]
 
 
 def _published(log: dict, modality: str, kind: str = "good") -> list[int]:
@@ -104,13 +123,18 @@ def test_dropout_reconstruction_malformed_input_and_total_loss(tiny_robot_model,
     gap_start, gap_end = phases["nocamera1"]["start_ns"], phases["all2"]["start_ns"]
     last_before = max(t for t in camera if t < gap_start)
     first_after = min(t for t in camera if t >= gap_end)
-    in_gap = [t for t in camera_recon if last_before < t < first_after + 1e9 * (PERIOD_S + 1)]
-    assert in_gap, "no camera reconstruction while the camera was silent"
-    delay_s = (in_gap[0] - last_before) / 1e9
+    run = reconstruction_run([t for t in camera_recon if t >= gap_start])
+    assert run, "no camera reconstruction while the camera was silent"
+    delay_s = (run[0] - last_before) / 1e9
     assert timeouts_s["camera"] <= delay_s <= timeouts_s["camera"] + PERIOD_S + SLACK_S
     # ... and stops within one tick of the camera's return.
-    overshoot_s = (in_gap[-1] - first_after) / 1e9
-    assert overshoot_s <= PERIOD_S + SLACK_S
+    assert (run[-1] - first_after) / 1e9 <= PERIOD_S + SLACK_S
+    # While the camera streams, it is not reconstructed (bar rare scheduling stalls).
+    streaming = [
+        t for t in camera_recon
+        if any(lo < t < hi for lo, hi in camera_on_windows(phases, timeouts_s["camera"]))
+    ]
+    assert len(streaming) <= 0.05 * RATE_HZ * 3.5, streaming
     # Meanwhile the core keeps coming, with the camera marked absent and the joints present.
     gap_core = [c for c in core if last_before + timeouts_s["camera"] * 1e9 < c.stamp_ns
                 < first_after]
@@ -138,7 +162,7 @@ def test_dropout_reconstruction_malformed_input_and_total_loss(tiny_robot_model,
     latencies = [
         float(values(status)["inference_latency_p50_ms"])
         for _, msg in obs.diagnostics.items
-        for status in msg.statuses
+        for status in msg.status
         if status.name.endswith(": fusion")
     ]
     assert any(0 < ms < 1000 for ms in latencies), latencies

@@ -229,7 +229,7 @@ def test_incompatible_qos_is_counted_in_diagnostics(context, tiny_robot_model):
 
     def camera_incompatible() -> bool:
         for msg in feed.diagnostics[-1:]:
-            for status in msg.statuses:
+            for status in msg.status:
                 if status.name.endswith(": camera"):
                     return {kv.key: kv.value for kv in status.values}["qos_incompatible"] != "0"
         return False

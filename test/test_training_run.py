@@ -1,5 +1,5 @@
 """sensorysync-train end to end: resume is bit-exact, torchrun ranks agree, NaN stops cleanly,
-and a few hundred steps on real Fashion-MNIST lower the validation loss."""
+and 210 steps on real Fashion-MNIST lower the validation loss."""
 
 from __future__ import annotations
 
@@ -34,6 +34,15 @@ from sensorysync_training.train import main as train_main
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "training" / "configs"
 HAVE_FMNIST = (Path(FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz").is_file()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tests share 2 cores: torch's default 2 threads spin against each other under load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -176,9 +185,9 @@ def test_torchrun_two_cpu_ranks_finish_with_identical_parameters(small_mnist: Pa
 
 
 @pytest.mark.skipif(not HAVE_FMNIST, reason="apt package dataset-fashion-mnist not installed")
-def test_three_hundred_steps_on_fashion_mnist_lower_the_validation_loss(tmp_path: Path):
+def test_two_hundred_steps_on_fashion_mnist_lower_the_validation_loss(tmp_path: Path):
     raw = yaml.safe_load((CONFIGS / "fashion_mnist.yaml").read_text())
-    raw["data"].update(train_limit=19_200, val_limit=1_000)
+    raw["data"].update(train_limit=19_200, val_limit=500)
     path = tmp_path / "fm.yaml"
     path.write_text(yaml.safe_dump(raw))
     config = load_config(path)
@@ -186,7 +195,7 @@ def test_three_hundred_steps_on_fashion_mnist_lower_the_validation_loss(tmp_path
     initial = evaluate(build_model(config), load_splits(config).val, config,
                        Runtime(0, 1, torch.device("cpu")))
     assert _train("--config", path, "--out", tmp_path / "run", "--epochs", "3",
-                  "--max-steps", "100", "--device", "cpu") == 0
+                  "--max-steps", "70", "--device", "cpu") == 0
     rows = [r for r in csv.DictReader((tmp_path / "run" / "metrics.csv").open())
             if r["split"] == "val"]
     val_loss = [float(r["loss"]) for r in rows]

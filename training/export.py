@@ -266,12 +266,21 @@ def checkpoint_provenance(checkpoint: Path) -> dict[str, Any]:
 
 
 def export_checkpoint(
-    checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, card: bool = True
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    card: bool = True,
+    provenance: Mapping[str, Any] | None = None,
 ) -> ExportReport:
-    """Rebuild the model from ``checkpoint`` alone and export it to ``out``."""
+    """Rebuild the model from ``checkpoint`` alone and export it to ``out``.
+
+    ``provenance`` adds to (or overrides) what the checkpoint provides, e.g. ``name``,
+    ``description`` or ``commands`` for the model card.
+    """
     checkpoint = Path(checkpoint)
     model, config = load_model(checkpoint)
-    manifest = build_manifest(config, checkpoint_provenance(checkpoint))
+    manifest = build_manifest(config, {**checkpoint_provenance(checkpoint), **(provenance or {})})
     return export_model(model, manifest, out, opset=opset, card=card)
 
 
@@ -290,6 +299,10 @@ def _parser() -> argparse.ArgumentParser:
     card.add_argument("--card", dest="card", action="store_true", default=True,
                       help="write the Markdown model card NAME.md beside the file (default)")
     card.add_argument("--no-card", dest="card", action="store_false", help="skip the model card")
+    parser.add_argument("--name", help="model name for the card (default: the file's stem)")
+    parser.add_argument("--description", help="one paragraph for the card")
+    parser.add_argument("--command", action="append", default=[], dest="commands",
+                        help="a shell line that made the model (repeatable; shown in the card)")
     return parser
 
 
@@ -299,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: output {str(args.out)!r} must end in .onnx", file=sys.stderr)
         return 2
     try:
-        report = export_checkpoint(args.checkpoint, args.out, opset=args.opset, card=args.card)
+        extra = {k: v for k in ("name", "description", "commands") if (v := getattr(args, k))}
+        report = export_checkpoint(
+            args.checkpoint, args.out, opset=args.opset, card=args.card, provenance=extra
+        )
     except (ExportError, CheckpointError, ConfigError, SensorySyncError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -108,7 +108,7 @@ def _check_loss(terms: dict[str, Tensor], names: Sequence[str], step: int) -> st
         return None
     bad = [k for k, v in terms.items() if k != "loss" and not bool(torch.isfinite(v))]
     modalities = sorted({k.rsplit("/", 1)[-1] for k in bad} & set(names)) or ["core"]
-    return (f"step {step}: loss is {float(terms['loss'])}; non-finite terms {bad} "
+    return (f"step {step}: loss is {float(terms['loss'].detach())}; non-finite terms {bad} "
             f"(modality {', '.join(repr(m) for m in modalities)})")
 
 

@@ -231,7 +231,8 @@ class BagReader:
             self._stores[msgtype] = stores
         return self._stores[msgtype]
 
-    def _deserialize(self, raw: bytes, conn: Connection, recv_ns: int) -> Any:
+    def deserialize(self, raw: bytes, conn: Connection, recv_ns: int) -> Any:
+        """One message of ``conn`` as a rosbags message object; BagError when malformed."""
         stores = self._stores_for(conn.msgtype)
         for k, store in enumerate(stores):
             try:
@@ -266,7 +267,7 @@ class BagReader:
         by_topic = {b.topic: b for b in bindings}
         conns = [c for c in self._reader.connections if c.topic in by_topic]
         for conn, recv_ns, raw in self.raw_messages(conns):
-            yield by_topic[conn.topic], recv_ns, self._deserialize(raw, conn, recv_ns), raw
+            yield by_topic[conn.topic], recv_ns, self.deserialize(raw, conn, recv_ns), raw
 
     def clock_offset_ns(self, bindings: Sequence[TopicBinding], probe: int = 64) -> int:
         """Receive time minus header stamp (median over the first ``probe`` stamped messages)

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 NS_PER_S = 1_000_000_000
-_SPEC = re.compile(r"^\s*([A-Za-z_]\w*)\s*:\s*([0-9]*\.?[0-9]+)\s*-\s*([0-9]*\.?[0-9]+)\s*$")
+_SPEC = re.compile(r"^\s*([A-Za-z_/][\w/]*)\s*:\s*([0-9]*\.?[0-9]+)\s*-\s*([0-9]*\.?[0-9]+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class DropoutInterval:
 
 
 def parse_drop_spec(spec: str, modalities: Sequence[str]) -> DropoutInterval:
-    """``"camera:10-20"`` -> DropoutInterval("camera", 10.0, 20.0)."""
+    """``"camera:10-20"`` -> DropoutInterval("camera", 10.0, 20.0). ``modalities``: the names
+    a spec may use (the replay tool also accepts topic names such as ``/camera/image_raw``)."""
     match = _SPEC.match(spec)
     if match is None:
         raise DropoutSpecError(
@@ -54,8 +55,7 @@ def parse_drop_spec(spec: str, modalities: Sequence[str]) -> DropoutInterval:
     name, start_s, end_s = match.group(1), float(match.group(2)), float(match.group(3))
     if name not in modalities:
         raise DropoutSpecError(
-            f"dropout spec {spec!r} names unknown modality {name!r}; the model has "
-            f"{list(modalities)}"
+            f"dropout spec {spec!r} names unknown modality {name!r}; known: {list(modalities)}"
         )
     if end_s <= start_s:
         raise DropoutSpecError(
@@ -118,6 +118,11 @@ class DropoutSchedule:
             starts.append(start_ns)
             ends.append(end_ns)
             self._by_modality.setdefault(d.modality, []).append(d)
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        """Names with at least one interval."""
+        return frozenset(self._starts)
 
     def bounds_ns(self, interval: DropoutInterval) -> tuple[int, int]:
         """The interval's [start, end) as absolute stamps."""

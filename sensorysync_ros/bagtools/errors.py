@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import BagError, SensorySyncError
 
-__all__ = ["BagError", "DropoutSpecError", "ModalitySpecError"]
+__all__ = ["BagError", "DropoutSpecError", "ModalitySpecError", "one_line"]
 
 
 class DropoutSpecError(SensorySyncError, ValueError):
@@ -13,3 +13,9 @@ class DropoutSpecError(SensorySyncError, ValueError):
 
 class ModalitySpecError(SensorySyncError, ValueError):
     """Modality specs cannot be read from a training config or a model file."""
+
+
+def one_line(err: BaseException) -> str:
+    """An error message on one line (CLIs print ``error: <this>``; lower layers such as YAML
+    parsers put newlines in theirs)."""
+    return " ".join(str(err).split())

@@ -22,7 +22,7 @@ from ..manifest import Manifest
 from ..node_config import PARAMETERS
 from .bagio import parse_topic_remaps
 from .dropout import DropoutInterval, parse_drop_spec, random_dropouts
-from .errors import DropoutSpecError
+from .errors import DropoutSpecError, one_line
 from .evaluation import EvalResult, evaluate_bag
 from .report import write_report
 from .staging import staged_dir
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except (SensorySyncError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
 
 

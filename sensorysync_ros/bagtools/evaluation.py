@@ -6,6 +6,11 @@ ticks at ``rate_hz`` on bag time, starting one period after the bag start. A sch
 withholds a modality's messages from the core (and from its codec, so an audio ring buffer
 refills after the dropout exactly as on the robot) while the evaluator keeps them as truth.
 
+Engine calls are batched: the core's ``tick`` runs unchanged against a stand-in engine that
+copies the inputs and mask the core built into one row of a batch; the real engine then runs
+``BATCH_TICKS`` ticks in one call (per-sample results equal batch-1 calls, which the engine
+guarantees and ``test_bag_evaluate`` checks against plain ``FusionCore.tick``).
+
 At each tick and for each modality the tick falls in one condition:
 
 - ``present``: the core has the modality; its reconstruction is the autoencoding reference;
@@ -20,7 +25,9 @@ At each tick and for each modality the tick falls in one condition:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +38,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..codecs import make_codec
-from ..core_msg import encode_core
-from ..engine import Engine
+from ..core_msg import CORE_FRAME_ID, encode_core
+from ..engine import Engine, EngineResult
 from ..errors import CodecError
 from ..fusion import FusionCore
 from ..manifest import ModalitySpec
@@ -55,6 +62,8 @@ CONDITIONS = ("present", "dropout", "detecting", "missing")
 LATE_DROPOUT_S = 0.5  # "late" dropout metrics: ticks at least this far into a dropout
 FRAMES_PER_GRID = 8
 REORDER_LOOKAHEAD_NS = 200_000_000
+BATCH_TICKS = 64  # ticks fused per engine call (results equal batch-1 calls)
+MEAN_BASELINE_TICKS = 4096  # dropout ticks kept per modality to score the mean baseline
 
 
 @dataclass
@@ -116,7 +125,8 @@ class EvalResult:
 
 
 def _provenance_means(provenance: Mapping[str, Any], spec: ModalitySpec) -> np.ndarray | None:
-    """``provenance["tensor_mean"][name]``: the training-set mean in tensor space, if carried."""
+    """``provenance["tensor_mean"][name]``: the training-set mean in tensor space (nested list
+    of the modality's shape), when the model carries it."""
     means = provenance.get("tensor_mean")
     if not isinstance(means, Mapping) or spec.name not in means:
         return None
@@ -124,28 +134,60 @@ def _provenance_means(provenance: Mapping[str, Any], spec: ModalitySpec) -> np.n
     return mean.reshape(spec.shape) if mean.size == spec.size else None
 
 
-def _bag_means(
-    reader: BagReader,
-    bindings: Sequence[TopicBinding],
-    schedule: DropoutSchedule,
-    specs: Mapping[str, ModalitySpec],
-    clock_offset_ns: int,
-) -> dict[str, np.ndarray]:
-    """Mean tensor over the bag's non-withheld samples, per bound modality."""
-    codecs = {b.modality: make_codec(specs[b.modality]) for b in bindings}
-    sums = {b.modality: np.zeros(specs[b.modality].shape, np.float64) for b in bindings}
-    counts = dict.fromkeys(sums, 0)
-    for m in reader.messages(bindings, clock_offset_ns=clock_offset_ns):
-        if schedule.dropped(m.modality, m.stamp_ns):
-            continue
-        try:
-            sample = codecs[m.modality].decode(m.msg)
-        except CodecError:
-            continue
-        if sample is not None:
-            sums[m.modality] += sample
-            counts[m.modality] += 1
-    return {k: (sums[k] / max(counts[k], 1)).astype(np.float32) for k in sums}
+class _BatchingEngine:
+    """Stands in for the engine inside ``FusionCore.tick``: copies the inputs and mask the core
+    built into the next row of a batch and returns zeros; ``flush`` then runs the real engine
+    once on the whole batch (per-sample results equal batch-1 calls; the engine's contract)."""
+
+    def __init__(self, engine: Engine, batch: int) -> None:
+        self.engine = engine
+        self.manifest = engine.manifest
+        specs = self.manifest.modalities
+        self.inputs = {s.name: np.zeros((batch, *s.shape), np.float32) for s in specs}
+        self.mask = np.zeros((batch, len(specs)), np.float32)
+        self.rows = 0
+        dc = self.manifest.core_latent_dim
+        self._placeholder = EngineResult(
+            core_mean=np.zeros((1, dc), np.float32),
+            core_logvar=np.zeros((1, dc), np.float32),
+            recon={s.name: np.zeros((1, *s.shape), np.float32) for s in specs},
+        )
+
+    @property
+    def full(self) -> bool:
+        return self.rows == len(self.mask)
+
+    def run(self, inputs: Mapping[str, np.ndarray], mask: np.ndarray) -> EngineResult:
+        r = self.rows
+        for name, rows in self.inputs.items():
+            x = inputs.get(name)
+            if x is None:
+                rows[r] = 0.0
+            else:
+                rows[r] = x[0]
+        self.mask[r] = mask[0]
+        self.rows += 1
+        return self._placeholder
+
+    def flush(self) -> EngineResult | None:
+        if self.rows == 0:
+            return None
+        n, self.rows = self.rows, 0
+        return self.engine.run({k: v[:n] for k, v in self.inputs.items()}, self.mask[:n])
+
+
+@dataclass
+class _Tick:
+    """A tick whose scoring waits for its batch: presence is known, the recon is not yet."""
+
+    index: int
+    now_ns: int
+    row: int | None  # row in the engine batch; None when no modality was present
+    present: dict[str, bool]
+    condition: dict[str, int]
+    intervals: dict[str, DropoutInterval | None]
+    truth: dict[str, np.ndarray | None]
+    hold: dict[str, np.ndarray | None]
 
 
 class _Pass:
@@ -154,27 +196,35 @@ class _Pass:
     def __init__(
         self,
         engine: Engine,
-        specs: tuple[ModalitySpec, ...],
         schedule: DropoutSchedule,
-        means: Mapping[str, np.ndarray],
+        provenance_means: Mapping[str, np.ndarray],
         bag_start_ns: int,
         out_bag: OutputBag | None,
         bindings: Sequence[TopicBinding],
         clock_offset_ns: int,
     ) -> None:
-        self.specs = specs
-        self.names = tuple(s.name for s in specs)
+        self.specs = engine.manifest.modalities
+        self.kinds = {s.name: s.kind for s in self.specs}
+        self.names = tuple(s.name for s in self.specs)
         self.schedule = schedule
-        self.means = means
+        self.provenance_means = provenance_means
+        self.fed_sum = {s.name: np.zeros(s.shape, np.float64) for s in self.specs}
+        self.fed_count = dict.fromkeys(self.names, 0)
+        # Dropout truths for the mean baseline, scored once the bag's mean is known.
+        self.dropout_truths: dict[str, list[np.ndarray]] = {n: [] for n in self.names}
+        self.dropout_seen = dict.fromkeys(self.names, 0)
+        self.rng = np.random.default_rng(0)
         self.t0_ns = bag_start_ns
         self.out_bag = out_bag
         self.clock_offset_ns = clock_offset_ns
         self.msgtypes = {b.modality: b.msgtype for b in bindings}
-        self.core = FusionCore(engine)  # the node's default staleness timeouts
+        self.batcher = _BatchingEngine(engine, BATCH_TICKS)
+        self.core = FusionCore(self.batcher)  # the node's default staleness timeouts
         self.timeouts_ns = dict(self.core.timeouts_ns)
-        self.feed_codecs = {s.name: make_codec(s) for s in specs}
-        # Stateful codecs (audio ring buffer) need a second instance fed every message for truth.
-        self.truth_codecs = {s.name: make_codec(s) for s in specs if s.kind == "audio"}
+        self.feed_codecs = {s.name: make_codec(s) for s in self.specs}
+        # While a modality is withheld (and until its codec state has caught up again) a copy
+        # of its codec keeps decoding every message, for the truth.
+        self.truth_codecs: dict[str, Any] = {}
         self.truth: dict[str, np.ndarray] = {}
         self.fed: dict[str, np.ndarray] = {}
         self.frame_ids: dict[str, str] = dict.fromkeys(self.names, "")
@@ -190,11 +240,12 @@ class _Pass:
                 key: MetricAccumulator(s)
                 for key in ("present", "dropout", "hold", "mean", "dropout_late", "hold_late")
             }
-            for s in specs
+            for s in self.specs
         }
-        self.counts = {s.name: [0, 0, 0, 0] for s in specs}
-        self.traces = {s.name: ModalityTrace() for s in specs}
+        self.counts = {s.name: [0, 0, 0, 0] for s in self.specs}
+        self.traces = {s.name: ModalityTrace() for s in self.specs}
         self.tick_ns: list[int] = []
+        self.pending: list[_Tick] = []
         self.empty_ticks = 0
         self.frame_targets = self._frame_targets()
 
@@ -202,22 +253,38 @@ class _Pass:
         """Tick times at which to keep a frame for the grid, spread over each image dropout."""
         targets: dict[str, list[int]] = {}
         for s in self.specs:
-            if s.kind != "image":
-                continue
             own = [d for d in self.schedule.intervals if d.modality == s.name]
-            if not own:
+            if s.kind != "image" or not own:
                 continue
             per = max(1, FRAMES_PER_GRID // len(own))
             times = []
             for d in own:
                 start_ns, end_ns = self.schedule.bounds_ns(d)
                 start_ns += self.timeouts_ns[s.name]
-                times += [start_ns + (end_ns - start_ns) * (k + 0.5) // per for k in range(per)]
+                times += [
+                    start_ns + (end_ns - start_ns) * (2 * k + 1) // (2 * per) for k in range(per)
+                ]
             targets[s.name] = sorted(times)[:FRAMES_PER_GRID]
         return targets
 
     def _t_s(self, stamp_ns: int) -> float:
         return (stamp_ns - self.t0_ns) / NS_PER_S
+
+    def _decode(self, modality: str, msg: Any, dropped: bool) -> tuple[Any, Any]:
+        """(sample for the core or None, truth sample or None); raises CodecError."""
+        feed = self.feed_codecs[modality]
+        truth_codec = self.truth_codecs.get(modality)
+        if dropped:
+            if truth_codec is None:
+                truth_codec = self.truth_codecs[modality] = copy.deepcopy(feed)
+            return None, truth_codec.decode(msg)
+        sample = feed.decode(msg)
+        if truth_codec is None:
+            return sample, sample
+        truth = truth_codec.decode(msg)
+        if truth is not None and sample is not None and np.array_equal(truth, sample):
+            del self.truth_codecs[modality]  # caught up: the feed codec is the truth again
+        return sample, truth
 
     def push(self, modality: str, stamp_ns: int, msg: Any) -> None:
         gap = self.gaps.see(modality, stamp_ns)
@@ -226,27 +293,23 @@ class _Pass:
         header = getattr(msg, "header", None)
         if header is not None:
             self.frame_ids[modality] = str(header.frame_id)
-        dropped = self.schedule.dropped(modality, stamp_ns)
-        truth_codec = self.truth_codecs.get(modality)
         try:
-            if truth_codec is None:
-                sample = self.feed_codecs[modality].decode(msg)
-                truth = sample
-            else:
-                truth = truth_codec.decode(msg)
-                sample = None if dropped else self.feed_codecs[modality].decode(msg)
+            sample, truth = self._decode(modality, msg, self.schedule.dropped(modality, stamp_ns))
         except CodecError:
             self.malformed[modality] += 1
             return
         if truth is not None:
             self.truth[modality] = np.array(truth, dtype=np.float32)
-        if not dropped and sample is not None:
-            try:
-                self.core.push(stamp_ns, modality, sample)
-            except ValueError:  # non-finite values the codec let through
-                self.malformed[modality] += 1
-                return
-            self.fed[modality] = self.truth[modality] if truth_codec is None else np.array(sample)
+        if sample is None:
+            return
+        try:
+            self.core.push(stamp_ns, modality, sample)
+        except ValueError:  # non-finite values the codec let through
+            self.malformed[modality] += 1
+            return
+        fed = self.fed[modality] = np.array(sample, dtype=np.float32)
+        self.fed_sum[modality] += fed
+        self.fed_count[modality] += 1
 
     def _gap_event(self, gap: Gap) -> None:
         since_ns = self.missing_since_ns[gap.modality]
@@ -262,107 +325,188 @@ class _Pass:
         )
 
     def tick(self, now_ns: int) -> None:
-        self.tick_ns.append(now_ns)
+        """Presence, conditions and detection now; scoring when the batch is full."""
+        row = self.batcher.rows
         out = self.core.tick(now_ns)
         if out is None:
             self.empty_ticks += 1
+        present = {n: out is not None and out.present[n] for n in self.names}
+        t = _Tick(
+            len(self.tick_ns),
+            now_ns,
+            None if out is None else row,
+            present,
+            {},
+            {},
+            {n: self.truth.get(n) for n in self.names},
+            {n: self.fed.get(n) for n in self.names},
+        )
+        self.tick_ns.append(now_ns)
         for name in self.names:
-            present = out is not None and out.present[name]
-            self._score(name, now_ns, present, None if out is None else out.recon[name])
-        if out is not None and self.out_bag is not None:
-            self._write(now_ns, out)
+            interval = self.schedule.active(name, now_ns)
+            t.intervals[name] = interval
+            if present[name]:
+                self.missing_since_ns[name] = None
+            elif self.missing_since_ns[name] is None:
+                self.missing_since_ns[name] = now_ns
+            if interval is not None and not present[name]:
+                event = self.events[interval]
+                if event.detected_s is None:
+                    event.detected_s = self._t_s(now_ns)
+            scorable = t.row is not None and t.truth[name] is not None
+            if interval is None and present[name] and scorable:
+                condition = PRESENT
+            elif interval is not None and not present[name] and scorable:
+                condition = DROPOUT
+            elif interval is not None and present[name]:
+                condition = DETECTING
+            else:
+                condition = MISSING
+            t.condition[name] = condition
+            self.counts[name][condition] += 1
+            trace = self.traces[name]
+            trace.condition.append(condition)
+            trace.error_model.append(float("nan"))
+            trace.error_hold.append(float("nan"))
+        self.pending.append(t)
+        if self.batcher.full:
+            self.flush()
 
-    def _score(self, name: str, now_ns: int, present: bool, recon: np.ndarray | None) -> None:
-        trace, acc = self.traces[name], self.acc[name]
-        interval = self.schedule.active(name, now_ns)
-        if present:
-            self.missing_since_ns[name] = None
-        elif self.missing_since_ns[name] is None:
-            self.missing_since_ns[name] = now_ns
-        truth = self.truth.get(name)
-        error_model = error_hold = float("nan")
-        if interval is None and present and truth is not None and recon is not None:
-            condition = PRESENT
-            error_model = acc["present"].add(truth, recon)
-        elif interval is not None and not present and truth is not None and recon is not None:
-            condition = DROPOUT
-            event = self.events[interval]
-            if event.detected_s is None:
-                event.detected_s = self._t_s(now_ns)
-            error_model = acc["dropout"].add(truth, recon)
-            late = self._t_s(now_ns) - interval.start_s >= LATE_DROPOUT_S
-            if late:
-                acc["dropout_late"].add(truth, recon)
-            hold = self.fed.get(name)
-            if hold is not None:
-                error_hold = acc["hold"].add(truth, hold)
-                if late:
-                    acc["hold_late"].add(truth, hold)
-            if name in self.means:
-                acc["mean"].add(truth, self.means[name])
-            self._keep_frame(name, now_ns, truth, recon, hold)
-        elif interval is not None and present:
-            condition = DETECTING
-        else:
-            condition = MISSING
-            if interval is not None and self.events[interval].detected_s is None:
-                self.events[interval].detected_s = self._t_s(now_ns)
-        self.counts[name][condition] += 1
-        trace.condition.append(condition)
-        trace.error_model.append(error_model)
-        trace.error_hold.append(error_hold)
-        if self.specs[self.names.index(name)].kind == "vector":
-            nan = np.full(self.specs[self.names.index(name)].size, np.nan, np.float32)
-            trace.truth.append(nan if truth is None else truth.ravel())
-            trace.recon.append(nan if recon is None else np.asarray(recon).ravel())
+    def flush(self) -> None:
+        """Run the engine on the pending batch and score its ticks."""
+        result = self.batcher.flush()
+        ticks, self.pending = self.pending, []
+        if result is None:
+            self._record_vectors(ticks, None)
+            return
+        for name in self.names:
+            self._score(name, ticks, result.recon[name])
+        self._record_vectors(ticks, result)
+        if self.out_bag is not None:
+            for t in ticks:
+                if t.row is not None:
+                    self._write(t, result)
 
-    def _keep_frame(
-        self,
-        name: str,
-        now_ns: int,
-        truth: np.ndarray,
-        recon: np.ndarray,
-        hold: np.ndarray | None,
-    ) -> None:
+    def _score(self, name: str, ticks: list[_Tick], recon: np.ndarray) -> None:
+        acc, trace = self.acc[name], self.traces[name]
+        for condition, key in ((PRESENT, "present"), (DROPOUT, "dropout")):
+            sel = [t for t in ticks if t.condition[name] == condition]
+            if not sel:
+                continue
+            truth = np.stack([t.truth[name] for t in sel])
+            rec = recon[[t.row for t in sel]]
+            for t, err in zip(sel, acc[key].add(truth, rec)):
+                trace.error_model[t.index] = float(err)
+            if condition != DROPOUT:
+                continue
+            late = np.array(
+                [self._t_s(t.now_ns) - t.intervals[name].start_s >= LATE_DROPOUT_S for t in sel]
+            )
+            if late.any():
+                acc["dropout_late"].add(truth[late], rec[late])
+            held = [k for k, t in enumerate(sel) if t.hold[name] is not None]
+            if held:
+                hold = np.stack([sel[k].hold[name] for k in held])
+                for k, err in zip(held, acc["hold"].add(truth[held], hold)):
+                    trace.error_hold[sel[k].index] = float(err)
+                late_held = [j for j, k in enumerate(held) if late[k]]
+                if late_held:
+                    acc["hold_late"].add(truth[held][late_held], hold[late_held])
+            for k in range(len(sel)):
+                self._keep_dropout_truth(name, truth[k])
+            for k, t in enumerate(sel):
+                self._keep_frame(name, t, rec[k])
+
+    def _keep_dropout_truth(self, name: str, truth: np.ndarray) -> None:
+        """Reservoir sample (uniform, seeded) of at most MEAN_BASELINE_TICKS dropout truths."""
+        kept, seen = self.dropout_truths[name], self.dropout_seen[name]
+        self.dropout_seen[name] += 1
+        if len(kept) < MEAN_BASELINE_TICKS:
+            kept.append(truth)
+            return
+        k = int(self.rng.integers(0, seen + 1))
+        if k < MEAN_BASELINE_TICKS:
+            kept[k] = truth
+
+    def mean_baseline(self) -> dict[str, str]:
+        """Score the mean baseline on the kept dropout truths; returns its source per modality."""
+        sources = {}
+        for spec in self.specs:
+            kept = self.dropout_truths[spec.name]
+            if not kept:
+                continue
+            mean = self.provenance_means.get(spec.name)
+            if mean is not None:
+                sources[spec.name] = "training-set mean (model provenance tensor_mean)"
+            else:
+                mean = (self.fed_sum[spec.name] / max(self.fed_count[spec.name], 1)).astype(
+                    np.float32
+                )
+                sources[spec.name] = "mean over the bag's non-withheld samples"
+            if len(kept) < self.dropout_seen[spec.name]:
+                sources[spec.name] += (
+                    f", scored on a seeded sample of {len(kept)} of "
+                    f"{self.dropout_seen[spec.name]} dropout ticks"
+                )
+            for lo in range(0, len(kept), BATCH_TICKS):
+                truth = np.stack(kept[lo : lo + BATCH_TICKS])
+                self.acc[spec.name]["mean"].add(truth, np.broadcast_to(mean, truth.shape))
+        return sources
+
+    def _record_vectors(self, ticks: list[_Tick], result: EngineResult | None) -> None:
+        for spec in self.specs:
+            if spec.kind != "vector":
+                continue
+            trace, nan = self.traces[spec.name], np.full(spec.size, np.nan, np.float32)
+            for t in ticks:
+                truth = t.truth[spec.name]
+                trace.truth.append(nan if truth is None else truth.ravel())
+                no_recon = result is None or t.row is None
+                trace.recon.append(nan if no_recon else result.recon[spec.name][t.row].ravel())
+
+    def _keep_frame(self, name: str, t: _Tick, recon: np.ndarray) -> None:
         targets = self.frame_targets.get(name)
-        if targets and now_ns >= targets[0]:
+        if targets and t.now_ns >= targets[0]:
             targets.pop(0)
+            truth, hold = t.truth[name], t.hold[name]
+            assert truth is not None
             self.traces[name].frames.append(
                 FrameSample(
-                    self._t_s(now_ns),
-                    truth.copy(),
+                    self._t_s(t.now_ns),
+                    truth,
                     np.array(recon),
-                    np.zeros_like(truth) if hold is None else hold.copy(),
+                    np.zeros_like(truth) if hold is None else hold,
                 )
             )
 
-    def _write(self, now_ns: int, out: Any) -> None:
-        assert self.out_bag is not None
+    def _write(self, t: _Tick, result: EngineResult) -> None:
+        assert self.out_bag is not None and t.row is not None
         bag = self.out_bag
-        mask = np.array([out.present[name] for name in self.names], np.float32)
+        mask = np.array([t.present[n] for n in self.names], np.float32)
         core = encode_core(
             bag.msg_class("sensor_msgs/msg/Image"),
-            bag.header(now_ns, "sensorysync_core"),
-            out.core_mean,
-            np.log(np.maximum(out.core_var, np.finfo(np.float32).tiny)),
+            bag.header(t.now_ns, CORE_FRAME_ID),
+            result.core_mean[t.row],
+            result.core_logvar[t.row],
             mask,
         )
         if isinstance(core.data, bytes):  # rosbags wants a uint8 array where rclpy takes bytes
             core = dataclasses.replace(core, data=np.frombuffer(core.data, np.uint8))
-        recv_ns = now_ns + self.clock_offset_ns
+        recv_ns = t.now_ns + self.clock_offset_ns
         bag.write("/sensorysync/core", "sensor_msgs/msg/Image", recv_ns, core)
-        for k, name in enumerate(self.names):
-            if mask[k]:
+        for name in self.names:
+            if t.present[name]:
                 continue
             msgtype = self.msgtypes[name]
             msg = self.feed_codecs[name].encode(
-                out.recon[name],
-                bag.header(now_ns, self.frame_ids[name]),
+                result.recon[name][t.row],
+                bag.header(t.now_ns, self.frame_ids[name]),
                 msg_cls=bag.msg_class(msgtype),
             )
             bag.write(f"/sensorysync/{name}/reconstruction", msgtype, recv_ns, msg)
 
     def finish(self, end_ns: int) -> None:
+        self.flush()
         for gap in self.gaps.finish(end_ns):
             self._gap_event(gap)
 
@@ -383,6 +527,41 @@ def _condition_summary(p: _Pass, name: str) -> dict[str, Any]:
         },
         "malformed_messages": p.malformed[name],
     }
+
+
+def _drive(
+    p: _Pass,
+    reader: BagReader,
+    bindings: Sequence[TopicBinding],
+    offset_ns: int,
+    rate_hz: float,
+    duration_s: float,
+    progress: bool,
+) -> int:
+    """Feed every message in stamp order, ticking at ``rate_hz`` on bag time from one period
+    after the bag start to the bag end (a message stamped exactly at a tick is pushed first).
+    Returns the end stamp."""
+    period_ns = round(NS_PER_S / rate_hz)
+    next_tick_ns = p.t0_ns + period_ns
+    last_ns = p.t0_ns
+    shown_s = 0
+    messages = reader.messages(bindings, clock_offset_ns=offset_ns)
+    with tqdm(total=math.ceil(duration_s), unit="s", desc="bag", disable=not progress) as bar:
+        for m in time_ordered(messages, REORDER_LOOKAHEAD_NS):
+            while next_tick_ns < m.stamp_ns:
+                p.tick(next_tick_ns)
+                next_tick_ns += period_ns
+            p.push(m.modality, m.stamp_ns, m.msg)
+            last_ns = max(last_ns, m.stamp_ns)
+            if (bag_s := (last_ns - p.t0_ns) // NS_PER_S) > shown_s:
+                bar.update(bag_s - shown_s)
+                shown_s = bag_s
+        end_ns = max(last_ns, reader.end_ns - offset_ns)
+        while next_tick_ns <= end_ns:
+            p.tick(next_tick_ns)
+            next_tick_ns += period_ns
+        bar.update(bar.total - shown_s)
+    return end_ns
 
 
 def evaluate_bag(
@@ -409,7 +588,6 @@ def evaluate_bag(
     """
     manifest = engine.manifest
     specs = manifest.modalities
-    by_name = {s.name: s for s in specs}
     wall_start = time.perf_counter()
     with BagReader(bag) as reader:
         bindings = reader.bind(specs, topic_remaps)
@@ -418,43 +596,17 @@ def evaluate_bag(
         duration_s = (reader.end_ns - reader.start_ns) / NS_PER_S
         schedule = DropoutSchedule(intervals_for(duration_s), t0_ns)
         schedule.check_within(duration_s)
-        dropped_names = sorted({d.modality for d in schedule.intervals})
-        means: dict[str, np.ndarray] = {}
-        mean_source: dict[str, str] = {}
-        for name in dropped_names:
-            mean = _provenance_means(manifest.provenance, by_name[name])
-            if mean is not None:
-                means[name], mean_source[name] = mean, "training-set mean (model provenance)"
-        need = [b for b in bindings if b.modality in dropped_names and b.modality not in means]
-        if need:
-            means.update(_bag_means(reader, need, schedule, by_name, offset_ns))
-            for b in need:
-                mean_source[b.modality] = "mean over the bag's non-withheld samples"
+        means = {
+            s.name: mean
+            for s in specs
+            if (mean := _provenance_means(manifest.provenance, s)) is not None
+        }
         out_bag = OutputBag(out_bag_path, reader) if out_bag_path is not None else None
-        p = _Pass(engine, specs, schedule, means, t0_ns, out_bag, bindings, offset_ns)
-        period_ns = round(NS_PER_S / rate_hz)
-        next_tick_ns = t0_ns + period_ns
-        last_ns = t0_ns
+        p = _Pass(engine, schedule, means, t0_ns, out_bag, bindings, offset_ns)
         loop_start = time.perf_counter()
-        with tqdm(
-            total=round(duration_s, 3), unit="s", desc="bag time", disable=not progress
-        ) as bar:
-            for m in time_ordered(
-                reader.messages(bindings, clock_offset_ns=offset_ns), REORDER_LOOKAHEAD_NS
-            ):
-                while next_tick_ns < m.stamp_ns:
-                    p.tick(next_tick_ns)
-                    next_tick_ns += period_ns
-                p.push(m.modality, m.stamp_ns, m.msg)
-                if m.stamp_ns - last_ns > NS_PER_S // 10:
-                    bar.update(round((m.stamp_ns - last_ns) / NS_PER_S, 3))
-                    last_ns = m.stamp_ns
-            end_ns = max(last_ns, reader.end_ns - offset_ns)
-            while next_tick_ns <= end_ns:
-                p.tick(next_tick_ns)
-                next_tick_ns += period_ns
-            bar.update(max(0.0, round(duration_s - bar.n, 3)))
+        end_ns = _drive(p, reader, bindings, offset_ns, rate_hz, duration_s, progress)
         p.finish(end_ns)
+        mean_source = p.mean_baseline()
         loop_wall_s = time.perf_counter() - loop_start
         if out_bag is not None:
             with out_bag:
@@ -477,7 +629,7 @@ def evaluate_bag(
         "clock_offset_s": offset_ns / NS_PER_S,
         "wall_s": wall_s,
         "speedup_vs_real_time": duration_s / wall_s if wall_s > 0 else float("inf"),
-        "fusion_loop_wall_s": loop_wall_s,
+        "pass_wall_s": loop_wall_s,
         "mean_baseline": mean_source,
         "dropouts": [e.as_dict() for e in events if e.source != "gap"],
         "real_gaps": [e.as_dict() for e in events if e.source == "gap"],

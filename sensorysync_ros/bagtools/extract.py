@@ -40,7 +40,7 @@ from ..errors import CodecError, SensorySyncError
 from ..manifest import Manifest, ModalitySpec, RosBinding
 from ..model_file import read_manifest
 from .bagio import BagReader, parse_topic_remaps, time_ordered
-from .errors import ModalitySpecError
+from .errors import ModalitySpecError, one_line
 from .staging import staged_dir
 
 __all__ = ["Aligner", "build_parser", "load_modality_specs", "main"]
@@ -307,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except (SensorySyncError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
 
 

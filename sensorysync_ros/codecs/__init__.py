@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import CodecError
 from ..manifest import ModalitySpec
-from ._ros import message_type_name
+from ._ros import message_type_name, resolve_msg_class
 from .audio import AudioCodec, PcmChunk, PcmRing, pcm_from_msg, pcm_to_msg, resample_linear
 from .audio_features import (
     LOG_FLOOR,
@@ -26,6 +26,8 @@ from .audio_features import (
     griffin_lim,
     logmel,
     mel_filterbank,
+    mel_to_power,
+    overlap_add,
     power_spectrogram,
 )
 from .base import BaseCodec, Codec
@@ -63,7 +65,9 @@ __all__ = [
     "logmel",
     "make_codec",
     "mel_filterbank",
+    "mel_to_power",
     "message_type_name",
+    "overlap_add",
     "pcm_from_msg",
     "pcm_to_msg",
     "pixels_from_image",
@@ -71,6 +75,7 @@ __all__ = [
     "power_spectrogram",
     "register_audio_common_types",
     "resample_linear",
+    "resolve_msg_class",
     "tensor_to_image",
     "tensor_to_joint_state",
     "tensor_to_label",

@@ -6,6 +6,7 @@ keyword arguments). Nothing here imports rclpy at module import time.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import importlib
 import sys
@@ -22,6 +23,7 @@ __all__ = [
     "message_type_name",
     "multiarray_layout",
     "resolve_msg_class",
+    "sequence_value",
 ]
 
 
@@ -97,3 +99,15 @@ def field_names(msg_cls: type) -> tuple[str, ...]:
     if dataclasses.is_dataclass(msg_cls):
         return tuple(f.name for f in dataclasses.fields(msg_cls) if f.name != "__msgtype__")
     return tuple(msg_cls.get_fields_and_field_types())
+
+
+_TYPECODES = {"u1": "B", "i1": "b", "i2": "h", "i4": "i", "f4": "f", "f8": "d"}
+
+
+def sequence_value(msg_cls: type, values: np.ndarray) -> Any:
+    """``values`` as the fast value of a primitive-array field of ``msg_cls``: the ndarray for
+    rosbags, an ``array.array`` for rclpy (whose setters iterate over anything else)."""
+    if dataclasses.is_dataclass(msg_cls):
+        return values
+    native = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
+    return array.array(_TYPECODES[native.dtype.str[1:]], native.tobytes())

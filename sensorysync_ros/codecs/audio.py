@@ -23,7 +23,14 @@ import numpy as np
 
 from ..errors import CodecError
 from ..manifest import ModalitySpec
-from ._ros import as_uint8, field_class, field_names, message_type_name, multiarray_layout
+from ._ros import (
+    as_uint8,
+    field_class,
+    field_names,
+    message_type_name,
+    multiarray_layout,
+    sequence_value,
+)
 from .audio_features import audio_feature_shape, griffin_lim, logmel
 from .base import BaseCodec
 
@@ -189,6 +196,7 @@ def pcm_to_msg(pcm: np.ndarray, header: Any, msg_cls: type, sample_rate_hz: int)
         data_cls = field_class(msg_cls, "audio_data")
         arrays = {f: np.empty(0, dtype=dtype) for f, dtype in PYAUDIO_FORMATS.values()}
         arrays["float32_data"] = _from_float(pcm, np.float32)
+        arrays = {f: sequence_value(data_cls, a) for f, a in arrays.items()}
         info = field_class(msg_cls, "info")(
             format=FLOAT32_FORMAT, channels=1, rate=sample_rate_hz, chunk=pcm.size
         )
@@ -197,10 +205,11 @@ def pcm_to_msg(pcm: np.ndarray, header: Any, msg_cls: type, sample_rate_hz: int)
     if "layout" in fields and name in MULTIARRAY_DTYPES:
         return msg_cls(
             layout=multiarray_layout(msg_cls, "samples", pcm.size),
-            data=_from_float(pcm, MULTIARRAY_DTYPES[name]),
+            data=sequence_value(msg_cls, _from_float(pcm, MULTIARRAY_DTYPES[name])),
         )
     if fields == ("data",):  # ros-drivers AudioData
-        return msg_cls(data=_from_float(pcm, np.int16).astype("<i2").view(np.uint8))
+        s16le = _from_float(pcm, np.int16).astype("<i2").view(np.uint8)
+        return msg_cls(data=sequence_value(msg_cls, s16le))
     raise CodecError(f"cannot publish audio as {message_type_name(msg_cls)!r}")
 
 

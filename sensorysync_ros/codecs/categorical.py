@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import CodecError, ManifestError
 from ..manifest import ModalitySpec
-from ._ros import field_names, message_type_name, multiarray_layout
+from ._ros import field_names, message_type_name, multiarray_layout, sequence_value
 from .base import BaseCodec
 
 __all__ = ["CategoricalCodec", "label_to_tensor", "tensor_to_label"]
@@ -49,7 +49,8 @@ def tensor_to_label(probs: np.ndarray, msg_cls: type) -> Any:
                 f"cannot publish class probabilities as {message_type_name(msg_cls)!r}; "
                 "use std_msgs/msg/Float32MultiArray"
             )
-        return msg_cls(layout=multiarray_layout(msg_cls, "classes", p.size), data=p)
+        layout = multiarray_layout(msg_cls, "classes", p.size)
+        return msg_cls(layout=layout, data=sequence_value(msg_cls, p))
     return msg_cls(data=int(np.argmax(p)))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import CodecError, ManifestError
 from ..manifest import ModalitySpec
-from ._ros import as_uint8, message_type_name
+from ._ros import as_uint8, message_type_name, sequence_value
 from .base import BaseCodec
 
 __all__ = [
@@ -27,21 +27,23 @@ __all__ = [
     "tensor_to_pixels",
 ]
 
-# encoding -> (channels, bytes per channel)
-ENCODINGS: dict[str, tuple[int, int]] = {
-    "rgb8": (3, 1),
-    "bgr8": (3, 1),
-    "rgba8": (4, 1),
-    "bgra8": (4, 1),
-    "mono8": (1, 1),
-    "mono16": (1, 2),
+# encoding -> (channels in the message, bytes per channel, indices of R, G, B (or mono) in them)
+ENCODINGS: dict[str, tuple[int, int, tuple[int, ...]]] = {
+    "rgb8": (3, 1, (0, 1, 2)),
+    "bgr8": (3, 1, (2, 1, 0)),
+    "rgba8": (4, 1, (0, 1, 2)),
+    "bgra8": (4, 1, (2, 1, 0)),
+    "mono8": (1, 1, (0,)),
+    "mono16": (1, 2, (0,)),
 }
 OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8")
 COMPRESSED_FORMATS = ("png", "jpeg")
+_BGR = (2, 1, 0)
 
 
-def pixels_from_image(msg: Any) -> np.ndarray:
-    """``(H, W, C)`` uint8/uint16 of a sensor_msgs/Image, channels RGB or mono.
+def pixels_from_image(msg: Any) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``(H, W, C)`` uint8/uint16 pixels of a sensor_msgs/Image in the message's channel order,
+    and the indices of R, G, B (or the mono channel) among them.
 
     A strided view of the message data (no copy), except for big-endian mono16.
     """
@@ -51,7 +53,7 @@ def pixels_from_image(msg: Any) -> np.ndarray:
             f"unknown image encoding {encoding!r}; supported: {sorted(ENCODINGS)} "
             "(convert with cv_bridge or image_proc first)"
         )
-    channels, depth = ENCODINGS[encoding]
+    channels, depth, order = ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise CodecError(f"image of width {width} x height {height} pixels is empty")
@@ -76,13 +78,12 @@ def pixels_from_image(msg: Any) -> np.ndarray:
     )
     if dtype.byteorder == ">":
         pixels = pixels.astype(np.uint16)  # to native order: cv2 and numpy maths need it
-    if encoding.startswith("bgr"):
-        return pixels[..., 2::-1]
-    return pixels[..., :3] if channels == 4 else pixels
+    return pixels, order
 
 
-def pixels_from_compressed(msg: Any, channels: int) -> np.ndarray:
-    """``(H, W, C)`` RGB or mono pixels of a sensor_msgs/CompressedImage (jpeg or png)."""
+def pixels_from_compressed(msg: Any, channels: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``(H, W, C)`` pixels of a sensor_msgs/CompressedImage (jpeg or png) as OpenCV decodes
+    them (BGR or mono), and the indices of R, G, B (or mono) among them."""
     fmt = str(msg.format)
     if "compresseddepth" in fmt.lower():
         raise CodecError(f"CompressedImage format {fmt!r} (depth) is not a camera image")
@@ -96,25 +97,36 @@ def pixels_from_compressed(msg: Any, channels: int) -> np.ndarray:
             f"CompressedImage (format {fmt!r}, {data.size} bytes) is not a jpeg/png OpenCV "
             "can decode"
         )
-    return decoded[..., None] if decoded.ndim == 2 else decoded[..., ::-1]
+    return (decoded[..., None], (0,)) if decoded.ndim == 2 else (decoded, _BGR)
 
 
-def pixels_to_tensor(pixels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``(H, W, C)`` uint8/uint16 RGB or mono pixels -> float32 ``shape`` = (C, H, W) in [0, 1]."""
+def pixels_to_tensor(
+    pixels: np.ndarray, shape: tuple[int, ...], order: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """``(H, W, C)`` uint8/uint16 pixels -> float32 ``shape`` = (C, H, W) in [0, 1].
+
+    ``order``: indices of R, G, B (or the mono channel) in the pixels' last axis; default RGB
+    (C >= 3) or mono. Resizes first (on the raw view: no full-size copy), then picks channels.
+    """
     channels, height, width = shape
     if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim != 3:
         raise CodecError(
             f"pixels must be (H, W, C) uint8/uint16, got {pixels.dtype} {pixels.shape}"
         )
-    if channels == 1 and pixels.shape[2] == 3:
-        pixels = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)[..., None]
+    order = order if order is not None else ((0, 1, 2) if pixels.shape[2] >= 3 else (0,))
     if pixels.shape[:2] != (height, width):
         shrink = pixels.shape[0] >= height and pixels.shape[1] >= width
         interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        resized = cv2.resize(np.ascontiguousarray(pixels), (width, height), interpolation=interp)
+        if pixels.strides[0] % pixels.itemsize or not pixels.flags.aligned:
+            pixels = np.ascontiguousarray(pixels)  # OpenCV needs rows on element boundaries
+        resized = cv2.resize(pixels, (width, height), interpolation=interp)
         pixels = resized.reshape(height, width, -1)
+    if channels == 1 and len(order) == 3:
+        rgb = pixels[..., list(order)]  # a small contiguous copy for OpenCV
+        pixels, order = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], (0,)
     out = np.empty(shape, dtype=np.float32)
-    out[...] = pixels.transpose(2, 0, 1)  # mono broadcasts to RGB
+    for k in range(channels):  # mono is replicated into R, G, B
+        out[k] = pixels[..., order[k % len(order)]]
     out /= np.float32(np.iinfo(pixels.dtype).max)
     return out
 
@@ -122,12 +134,12 @@ def pixels_to_tensor(pixels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def image_to_tensor(msg: Any, shape: tuple[int, ...]) -> np.ndarray:
     """sensor_msgs/Image or CompressedImage (duck-typed) -> float32 (C, H, W) in [0, 1]."""
     if hasattr(msg, "encoding"):
-        pixels = pixels_from_image(msg)
+        pixels, order = pixels_from_image(msg)
     elif hasattr(msg, "format"):
-        pixels = pixels_from_compressed(msg, shape[0])
+        pixels, order = pixels_from_compressed(msg, shape[0])
     else:
         raise CodecError(f"{message_type_name(msg)} is neither an Image nor a CompressedImage")
-    return pixels_to_tensor(pixels, shape)
+    return pixels_to_tensor(pixels, shape, order)
 
 
 def tensor_to_pixels(tensor: np.ndarray) -> np.ndarray:
@@ -152,7 +164,8 @@ def tensor_to_image(
         ok, buffer = cv2.imencode(f".{compressed_format}", np.ascontiguousarray(bgr))
         if not ok:
             raise CodecError(f"OpenCV cannot encode a {bgr.shape} image as {compressed_format!r}")
-        return msg_cls(header=header, format=compressed_format, data=buffer.reshape(-1))
+        data = sequence_value(msg_cls, buffer.reshape(-1))
+        return msg_cls(header=header, format=compressed_format, data=data)
     if type_name != "sensor_msgs/msg/Image":
         raise CodecError(f"cannot publish an image as {type_name!r}; use Image or CompressedImage")
     if encoding == "bgr8":
@@ -165,7 +178,7 @@ def tensor_to_image(
         encoding=encoding,
         is_bigendian=0,
         step=width * channels,
-        data=pixels.reshape(-1),
+        data=sequence_value(msg_cls, pixels.reshape(-1)),
     )
 
 

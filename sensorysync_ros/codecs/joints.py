@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import CodecError, ManifestError
 from ..manifest import ModalitySpec
-from ._ros import message_type_name
+from ._ros import message_type_name, sequence_value
 from .base import BaseCodec
 
 __all__ = ["JOINT_FIELDS", "JointCodec", "joint_state_to_tensor", "tensor_to_joint_state"]
@@ -68,7 +68,8 @@ def tensor_to_joint_state(
     per_field = raw.reshape(len(fields), len(joint_names))
     values = {field: np.empty(0, dtype=np.float64) for field in JOINT_FIELDS}
     values.update({field: per_field[f].copy() for f, field in enumerate(fields)})
-    return msg_cls(header=header, name=joint_names, **values)
+    arrays = {field: sequence_value(msg_cls, v) for field, v in values.items()}
+    return msg_cls(header=header, name=joint_names, **arrays)
 
 
 class JointCodec(BaseCodec):

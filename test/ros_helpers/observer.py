@@ -17,7 +17,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
@@ -80,8 +80,11 @@ class Observer:
         return callback
 
     def _spin(self) -> None:
-        while self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        try:
+            while self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except ExternalShutdownException:
+            pass
 
     def __enter__(self) -> Observer:
         self._thread.start()
@@ -107,7 +110,7 @@ class Observer:
             if not self.diagnostics.items:
                 return {}
             msg = self.diagnostics.items[-1][1]
-        return {status.name.split(": ", 1)[-1]: status for status in msg.statuses}
+        return {status.name.split(": ", 1)[-1]: status for status in msg.status}
 
 
 def values(status: DiagnosticStatus) -> dict[str, str]:
