@@ -35,10 +35,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn as Ret
 from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
     qos_profile_sensor_data,
-    qos_profile_system_default,
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
@@ -46,8 +47,7 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from .codecs import Codec, make_codec
-from .codecs._ros import resolve_msg_class
+from .codecs import Codec, make_codec, resolve_msg_class
 from .core_msg import CORE_FRAME_ID, core_layout, encode_core
 from .engine import CPU_PROVIDER, Engine
 from .errors import ModelLoadError, SensorySyncError
@@ -57,7 +57,15 @@ from .model_file import read_manifest
 from .node_config import PARAMETERS, InputConfig, NodeConfig, build_node_config
 from .node_diagnostics import FusionReport, LatencyWindow, SensorStats, fusion_status, sensor_status
 
-__all__ = ["NODE_NAME", "OUTPUT_QOS_DEPTH", "SensorySyncNode", "default_model_path", "main"]
+__all__ = [
+    "CORE_TOPIC",
+    "NODE_NAME",
+    "OUTPUT_QOS_DEPTH",
+    "SensorySyncNode",
+    "default_model_path",
+    "main",
+    "reconstruction_topic",
+]
 
 NODE_NAME = "sensorysync"
 PACKAGE = "sensorysync_ros"
@@ -93,20 +101,21 @@ def default_model_path() -> Path:
     )
 
 
+# Input QoS presets (node_config.QOS_PRESETS) -> reliability; history keep-last, volatile.
+INPUT_RELIABILITY = {
+    "sensor_data": qos_profile_sensor_data.reliability,  # best effort
+    "default": ReliabilityPolicy.SYSTEM_DEFAULT,
+    "reliable": ReliabilityPolicy.RELIABLE,
+}
+
+
 def _input_qos(item: InputConfig) -> QoSProfile:
-    if item.qos == "sensor_data":
-        base = qos_profile_sensor_data
-    elif item.qos == "default":
-        base = qos_profile_system_default
-    else:
-        base = QoSProfile(depth=item.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-    profile = QoSProfile(
-        history=base.history,
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
         depth=item.qos_depth,
-        reliability=base.reliability,
-        durability=base.durability,
+        reliability=INPUT_RELIABILITY[item.qos],
+        durability=DurabilityPolicy.VOLATILE,
     )
-    return profile
 
 
 OUTPUT_QOS = QoSProfile(depth=OUTPUT_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
@@ -126,7 +135,12 @@ class _Input:
     stats: SensorStats
     publisher: LifecyclePublisher | None = None
     subscription: Subscription | None = None
-    frame_id: str = ""
+    frame_id: str = ""  # of the last valid message: reconstructions carry it
+    last_ok_ns: int | None = None  # node clock at the last valid message (decoded or filling)
+
+    @property
+    def timeout_ns(self) -> int:
+        return round(self.config.timeout_s * 1e9)
 
 
 class SensorySyncNode(LifecycleNode):
@@ -202,7 +216,7 @@ class SensorySyncNode(LifecycleNode):
             )
         self.config, self.engine, self._manifest, self._inputs = config, engine, manifest, inputs
         self._fusion = FusionCore(
-            engine, timeouts_ns={i.modality: round(i.timeout_s * 1e9) for i in config.inputs}
+            engine, timeouts_ns={name: item.timeout_ns for name, item in inputs.items()}
         )
         overriding = QoSOverridingOptions.with_default_policies()
         self._core_pub = self.create_lifecycle_publisher(
@@ -235,6 +249,7 @@ class SensorySyncNode(LifecycleNode):
         self._fusion.reset()
         for item in self._inputs.values():
             item.stats = SensorStats(item.stats.modality, item.stats.topic)
+            item.last_ok_ns = None
             item.codec.reset()
             item.subscription = self.create_subscription(
                 item.msg_cls,
@@ -298,17 +313,24 @@ class SensorySyncNode(LifecycleNode):
         assert self._fusion is not None and self.config is not None
         stats = item.stats
         stats.received += 1
+        now_ns = self.get_clock().now().nanoseconds
+        if item.last_ok_ns is not None and now_ns < item.last_ok_ns:
+            self._forget_all()  # the clock jumped back (e.g. a looping bag with use_sim_time)
+        elif item.last_ok_ns is not None and now_ns - item.last_ok_ns > item.timeout_ns:
+            item.codec.reset()  # back after a dropout: no stale state (the audio ring buffer)
         try:
             sample = item.codec.decode(msg)
-            if sample is None:  # e.g. the audio window is still filling
-                return
-            self._fusion.push(self.get_clock().now().nanoseconds, stats.modality, sample)
+            if sample is not None:  # None: e.g. the audio window is still filling
+                self._fusion.push(now_ns, stats.modality, sample)
         except ValueError as err:  # CodecError, or values the fusion core rejects
             stats.malformed += 1
             stats.last_error = str(err)
             self.get_logger().warning(
                 f"{stats.topic}: skipped malformed message: {err}", throttle_duration_sec=5.0
             )
+            return
+        item.last_ok_ns = now_ns
+        if sample is None:
             return
         stats.decoded += 1
         stats.window_decoded += 1
@@ -317,6 +339,14 @@ class SensorySyncNode(LifecycleNode):
             item.frame_id = header.frame_id
         if self.config.trigger_modality == stats.modality:
             self._tick()
+
+    def _forget_all(self) -> None:
+        assert self._fusion is not None
+        self.get_logger().warning("time jumped backwards: forgetting every stored sample")
+        self._fusion.reset()
+        for other in self._inputs.values():
+            other.last_ok_ns = None
+            other.codec.reset()
 
     def _on_incompatible_qos(self, item: _Input, info: QoSRequestedIncompatibleQoSInfo) -> None:
         item.stats.qos_incompatible = info.total_count

@@ -166,6 +166,7 @@ def test_cli_outputs_bag_untouched_and_batched_pass_equals_plain_fusion(
     for t in compared:
         ref = reference[t]
         assert np.allclose(cores[t].mean, ref.core_mean, atol=1e-5)
+        assert np.allclose(cores[t].variance, ref.core_var, rtol=1e-5)
         assert list(cores[t].present) == [ref.present[k] for k in engine.manifest.names]
         if not ref.present["camera"]:
             pixels = np.asarray(recons[t].data).reshape(32, 32, 3)

@@ -38,18 +38,21 @@ def test_extract_aligns_on_camera_frames(bags, tiny_robot_model, tmp_path, capsy
     manifest = read_manifest(tiny_robot_model)
     assert meta["modalities"] == json.loads(manifest.to_json())["modalities"]
     n = meta["count"]
-    # 2 x 59 camera frames; bag b has no joints for 0.5 s (15 frames lack a partner)
-    assert n == 2 * 59 - 15 - meta["skipped"]["audio"]
-    assert meta["skipped"]["joints"] == 15
+    # 2 x 60 camera frames; the first 7 of each bag precede the first audio window (0.26 s),
+    # 14 of bag b fall in its joints gap (no joint sample within 20 ms)
+    assert meta["skipped"] == {"audio": 14, "joints": 14}
+    assert n == 2 * 60 - 14 - 14
     assert data["stamp_ns"].dtype == np.int64 and data["stamp_ns"].shape == (n,)
     for spec in manifest.modalities:
         assert data[spec.name].dtype == np.float32
         assert data[spec.name].shape == (n, *spec.shape)
-    # joints: the 100 Hz sample nearest each frame (< 5 ms away) -> positions match the robot
+    # joints: the 100 Hz sample nearest each frame (<= 3.4 ms away; 10 ms beside the gap)
     robot = SyntheticRobot()
     t_s = (data["stamp_ns"] - DEFAULT_START_NS) / NS_PER_S
-    expected = np.stack([robot.joint_positions(t, 3) for t in t_s])
-    assert np.abs(data["joints"][:, :3] - expected).max() < 0.8 * 2 * np.pi * 0.34 * 0.005 + 1e-3
+    error = np.abs(data["joints"][:, :3] - np.stack([robot.joint_positions(t, 3) for t in t_s]))
+    max_speed = 0.8 * 2 * np.pi * 0.34  # rad/s, fastest synthetic joint
+    assert np.percentile(error, 95) < max_speed * 0.0034
+    assert error.max() < max_speed * 0.0101
     # the camera sample is exactly what the codec makes of that frame
     camera = make_codec(manifest.modality("camera"))
     assert data["camera"].min() >= 0 and data["camera"].max() <= 1

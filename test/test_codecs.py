@@ -19,6 +19,7 @@ from sensorysync_ros.bagtools.extract import main as extract_main
 from sensorysync_ros.codecs import (
     AudioCodec,
     PcmRing,
+    StreamResampler,
     audio_common_msg_definitions,
     audio_feature_shape,
     griffin_lim,
@@ -31,6 +32,7 @@ from sensorysync_ros.codecs import (
     pixels_to_tensor,
     register_audio_common_types,
 )
+from sensorysync_ros.codecs.resample import lowpass_kernel
 from sensorysync_ros.errors import CodecError, ManifestError
 from sensorysync_ros.manifest import ModalitySpec, RosBinding
 
@@ -453,13 +455,37 @@ def test_int16_audio_is_scaled_to_unit_range():
     np.testing.assert_allclose(as_int, as_float, atol=1e-5)
 
 
-def test_input_rate_override_resamples():
-    t = np.arange(8000) / 32000
-    tone = (0.4 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    codec = make_codec(AUDIO, sample_rate_hz=32000)
-    features = codec.decode(Float32MultiArray(data=tone))  # 8000 samples at 32 kHz = a window
-    expected = logmel(0.4 * np.sin(2 * np.pi * 1000 * np.arange(4000) / 16000), AUDIO_PRE)
-    assert np.abs(features - expected).mean() < 0.1
+def test_input_rate_override_resamples_to_the_model_rate():
+    tone_48k = (0.4 * np.sin(2 * np.pi * 1000 * np.arange(24000) / 48000)).astype(np.float32)
+    codec = make_codec(AUDIO, sample_rate_hz=48000)
+    outputs = [codec.decode(Float32MultiArray(data=c)) for c in tone_48k.reshape(-1, 960)]
+    tone_16k = 0.4 * np.sin(2 * np.pi * 1000 * np.arange(8000) / 16000)
+    direct = logmel(tone_16k, AUDIO_PRE)
+    assert outputs[3] is None and outputs[-1] is not None  # 4 chunks = 3840 model samples
+    assert np.abs(outputs[-1] - direct).mean() < 0.02
+
+
+def test_resampler_output_does_not_depend_on_the_chunking():
+    stream = np.random.default_rng(15).normal(0.0, 0.2, 44100).astype(np.float32)
+    for from_hz, to_hz in ((44100, 16000), (16000, 48000), (48000, 16000)):
+        whole = StreamResampler(from_hz, to_hz)(stream)
+        chunked = StreamResampler(from_hz, to_hz)
+        parts = [chunked(c) for c in np.array_split(stream, 97)]
+        np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+        assert abs(whole.size - stream.size * to_hz / from_hz) <= 2
+
+
+def test_resampler_keeps_a_tone_and_blocks_what_would_alias():
+    t_48k = np.arange(48000) / 48000
+    resampler = StreamResampler(48000, 16000)
+    delay_s = (lowpass_kernel(3.0).size - 1) / 2 / 48000
+    kept = resampler(np.sin(2 * np.pi * 1000 * t_48k).astype(np.float32))
+    t_16k = np.arange(kept.size) / 16000 - delay_s
+    np.testing.assert_allclose(kept[200:], np.sin(2 * np.pi * 1000 * t_16k[200:]), atol=1e-3)
+    aliasing = StreamResampler(48000, 16000)(np.sin(2 * np.pi * 12000 * t_48k).astype(np.float32))
+    assert np.sqrt(np.mean(aliasing[200:] ** 2)) < 0.01  # 12 kHz would fold onto 4 kHz
+    with pytest.raises(CodecError, match=r"sample rates must be > 0, got 0 -> 16000 Hz"):
+        StreamResampler(0, 16000)
 
 
 def _stores(variant: str):
@@ -566,6 +592,8 @@ def test_griffin_lim_reconstruction_has_the_same_features():
     pcm = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 2500 * t)
     tones = logmel(pcm, AUDIO_PRE)
     tones_again = _features_again(griffin_lim(tones, AUDIO_PRE, iterations=8))
+    with pytest.raises(CodecError, match=r"iterations >= 1, got 0"):
+        griffin_lim(tones, AUDIO_PRE, iterations=0)
     loud = tones[..., :-1].mean(axis=-1) > 0  # the bands holding the two tones
     assert loud.sum() >= 2
     np.testing.assert_allclose(

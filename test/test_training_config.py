@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from sensorysync_ros.manifest import Manifest
 from sensorysync_training.config import Config, ConfigError, load_config
 from sensorysync_training.registry import build_model
+
+from sensorysync_ros.manifest import Manifest
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 OURS = ["fashion_mnist.yaml", "mnist.yaml", "tiny.yaml"]

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from sensorysync_training.config import Config, load_config
 from sensorysync_training.data import (
     FASHION_MNIST_DIR,
@@ -91,7 +90,7 @@ def test_missing_dataset_dir_is_one_line_naming_dir_and_apt_package(tmp_path: Pa
 def test_corrupt_idx_file_is_named(tmp_path: Path):
     _fake_mnist(tmp_path, gz=False)
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x01\x02\x03\x04rubbish")
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.*bad magic"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.*bad magic"):
         load_splits(_config("mnist", tmp_path))
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from sensorysync_training.config import load_config
 from sensorysync_training.dropout import (
     apply_keep_mask,
@@ -115,7 +114,8 @@ def test_continuous_log_likelihood_uses_the_learned_scale(likelihood: str):
         ref = -0.5 * math.log(2 * math.pi) - torch.log(scale) - 0.5 * ((x - loc) / scale) ** 2
     else:
         ref = -math.log(2) - torch.log(scale) - (x - loc).abs() / scale
-    assert float(net.log_likelihood(x, loc).detach()[0]) == pytest.approx(float(ref.sum()), rel=1e-10)
+    got = float(net.log_likelihood(x, loc).detach()[0])
+    assert got == pytest.approx(float(ref.sum()), rel=1e-10)
     assert torch.equal(net.mean(loc), loc)  # vector locations are unconstrained
 
 
@@ -169,6 +169,7 @@ def _batch(n: int = 6) -> list[torch.Tensor]:
     return [image, label]
 
 
+@torch.no_grad()
 def test_forward_matches_a_slow_reference_of_eq_13_with_warmups():
     model = _tiny_model()
     xs, keep = _batch(), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1, 1], [1, 0], [0, 1], [1, 1]])

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from sensorysync_training.checkpoint import (
     load_checkpoint,
     load_model,

@@ -204,6 +204,16 @@ def _load(path: str, device: str) -> tuple[torch.nn.Module, Config, dict[str, An
     return model, config, info
 
 
+def _row_info(row: Row, key: str, num_points: int, num_samples: int) -> dict[str, Any]:
+    return {
+        "key": key,
+        "metric": row.metric,
+        "inputs": row.inputs,
+        "num_points": num_points,
+        "num_samples": num_samples,
+    }
+
+
 def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Evaluate every checkpoint; the report that OUT.json holds."""
     if args.names is not None and len(args.names) != len(args.checkpoints):
@@ -222,25 +232,10 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             f"--num-points {args.num_points} / --label-points {args.label_points}: the test "
             f"split has {len(test)} points"
         )
-    rows: list[dict[str, Any]] = [
-        {
-            "key": r.key,
-            "metric": r.metric,
-            "inputs": r.inputs,
-            "num_points": args.num_points,
-            "num_samples": args.num_samples,
-        }
-        for r in ROWS
-    ]
+    rows = [_row_info(r, r.key, args.num_points, args.num_samples) for r in ROWS]
     if args.label_points > 0:
         rows += [
-            {
-                "key": f"{r.key}@K{args.label_samples}",
-                "metric": r.metric,
-                "inputs": r.inputs,
-                "num_points": args.label_points,
-                "num_samples": args.label_samples,
-            }
+            _row_info(r, f"{r.key}@K{args.label_samples}", args.label_points, args.label_samples)
             for r in LABEL_ROWS
         ]
     models = []

@@ -124,8 +124,8 @@ class SensorySync(nn.Module):
             terms[f"kl_m/{m.name}"] = kl_m.mean()
         terms["elbo"] = elbo.mean()
         terms["loss"] = -objective.mean()
-        terms["warmup_m"] = torch.tensor(w_m)
-        terms["warmup_c"] = torch.tensor(w_c)
+        terms["warmup_m"] = core_loc.new_tensor(w_m)
+        terms["warmup_c"] = core_loc.new_tensor(w_c)
         return terms
 
     # --- deployment ---

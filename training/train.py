@@ -157,10 +157,10 @@ def evaluate(model: nn.Module, data: MultimodalData, config: Config, rt: Runtime
     for xs in batches(data, sampler, config.train.val_batch_size, rt.device, full_only=False):
         n = xs[0].shape[0]
         for key, value in model(xs, math.inf).items():
-            sums[key] = sums.get(key, torch.zeros(1, device=rt.device)) + value.detach() * n
+            sums[key] = sums.get(key, 0.0) + value.detach().to(rt.device) * n
         count += n
     keys = sorted(sums)
-    total = _all_sum(torch.cat([sums[k] for k in keys] + [count]), rt)
+    total = _all_sum(torch.cat([sums[k].reshape(1) for k in keys] + [count]), rt)
     return {k: float(v) for k, v in zip(keys, total[:-1] / total[-1])}
 
 
@@ -275,7 +275,7 @@ def train(args: argparse.Namespace) -> Path:
                 terms["loss"].backward()
                 optimizer.step()
                 for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value.detach()
+                    sums[key] = sums.get(key, 0.0) + value.detach().to(rt.device)
                 bar.update()
                 if step % 20 == 0:
                     bar.set_postfix(loss=f"{float(terms['loss'].detach()):.2f}")
@@ -307,15 +307,25 @@ def train(args: argparse.Namespace) -> Path:
     return out_dir / CHECKPOINT
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sensorysync-train", description=__doc__.split("\n")[0])
     p.add_argument("--config", help="YAML training config (see training/configs/)")
     p.add_argument("--out", required=True, help="run folder: checkpoint, metrics.csv, tb/")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (its config; --epochs may extend it)")
-    p.add_argument("--epochs", type=int, help="override train.epochs (total, not additional)")
-    p.add_argument("--max-steps", type=int, help="cap on optimizer steps per epoch (smoke runs)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    p.add_argument("--epochs", type=_positive_int,
+                   help="override train.epochs (total, not additional)")
+    p.add_argument("--max-steps", type=_positive_int,
+                   help="cap on optimizer steps per epoch (smoke runs)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto = cuda if available (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--data-dir", help="override data.dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     return p.parse_args(argv)

@@ -486,9 +486,9 @@ class _Pass:
         core = encode_core(
             bag.msg_class("sensor_msgs/msg/Image"),
             bag.header(t.now_ns, CORE_FRAME_ID),
-            result.core_mean[t.row],
-            result.core_logvar[t.row],
-            mask,
+            mean=result.core_mean[t.row],
+            variance=np.exp(result.core_logvar[t.row]),  # as FusionOutput.core_var
+            present=mask,
         )
         if isinstance(core.data, bytes):  # rosbags wants a uint8 array where rclpy takes bytes
             core = dataclasses.replace(core, data=np.frombuffer(core.data, np.uint8))

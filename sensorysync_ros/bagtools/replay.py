@@ -2,6 +2,7 @@
 
     sensorysync-replay BAG [--model MODEL] [--rate 1.0] [--drop camera:10-20 ...]
                        [--random-dropout RATE --seed S] [--loop] [--clock] [--delay-s 1]
+                       [--wait-subscribers-s 10]
 
 For testing a running node where ``ros2 bag play`` is not available. Messages go out with
 their recorded spacing (receive times, scaled by ``--rate``) as the CDR bytes stored in the bag
@@ -136,6 +137,15 @@ class _Player:
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, NS_PER_S)
         self.pubs[conn_id].publish(msg)
 
+    def wait_for_subscribers(self, timeout_s: float) -> bool:
+        """Spin until every sensor topic has a subscriber (at most ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while any(p.get_subscription_count() == 0 for p in self.pubs.values()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def close(self) -> None:
         self.node.destroy_node()
 
@@ -146,6 +156,12 @@ def play(args: argparse.Namespace, reader: BagReader, plan: _Plan, player: _Play
     length_ns = reader.end_ns - start_ns
     conns = [conn for conn, _ in plan.publish.values()]
     published = 0
+    if args.wait_subscribers_s > 0 and not player.wait_for_subscribers(args.wait_subscribers_s):
+        print(
+            f"warning: not every topic has a subscriber after {args.wait_subscribers_s:g} s; "
+            f"playing anyway",
+            file=sys.stderr,
+        )
     time.sleep(args.delay_s)  # let subscribers discover the publishers
     wall0 = time.monotonic()
     loop = 0
@@ -200,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clock", action="store_true", help="publish /clock (use_sim_time)")
     parser.add_argument(
         "--delay-s", type=float, default=1.0, help="wait before the first message (discovery)"
+    )
+    parser.add_argument(
+        "--wait-subscribers-s",
+        type=float,
+        default=0.0,
+        help="first wait up to this long until every sensor topic has a subscriber",
     )
     return parser
 

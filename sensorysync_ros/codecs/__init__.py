@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import CodecError
 from ..manifest import ModalitySpec
 from ._ros import message_type_name, resolve_msg_class
-from .audio import AudioCodec, PcmChunk, PcmRing, pcm_from_msg, pcm_to_msg, resample_linear
+from .audio import AudioCodec, PcmChunk, PcmRing, pcm_from_msg, pcm_to_msg
 from .audio_features import (
     LOG_FLOOR,
     audio_feature_shape,
@@ -42,6 +42,7 @@ from .image import (
     tensor_to_pixels,
 )
 from .joints import JOINT_FIELDS, JointCodec, joint_state_to_tensor, tensor_to_joint_state
+from .resample import StreamResampler
 
 __all__ = [
     "AUDIO_COMMON_VARIANTS",
@@ -56,6 +57,7 @@ __all__ = [
     "JointCodec",
     "PcmChunk",
     "PcmRing",
+    "StreamResampler",
     "audio_common_msg_definitions",
     "audio_feature_shape",
     "griffin_lim",
@@ -74,7 +76,6 @@ __all__ = [
     "pixels_to_tensor",
     "power_spectrogram",
     "register_audio_common_types",
-    "resample_linear",
     "resolve_msg_class",
     "tensor_to_image",
     "tensor_to_joint_state",

@@ -10,9 +10,10 @@ Accepted chunk messages (duck-typed by their fields, so rclpy and rosbags messag
 - mgonzs13 audio_common_msgs Audio / AudioStamped: typed arrays selected by ``info.format``
   (PyAudio constants), rate and channels from ``info``.
 
-Chunks are mixed down to mono, resampled linearly to the model's rate if needed, and written
-to a preallocated ring buffer of ``window_samples``; ``decode`` returns the features of the
-latest window once the buffer has been filled once, else None.
+Chunks are mixed down to mono, resampled to the model's rate if needed (:mod:`.resample`,
+state carried across chunks) and written to a preallocated ring buffer of ``window_samples``;
+``decode`` returns the features of the latest window once the buffer has been filled once,
+else None.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ._ros import (
 )
 from .audio_features import audio_feature_shape, griffin_lim, logmel
 from .base import BaseCodec
+from .resample import StreamResampler
 
 __all__ = [
     "AudioCodec",
@@ -40,7 +42,6 @@ __all__ = [
     "PcmRing",
     "pcm_from_msg",
     "pcm_to_msg",
-    "resample_linear",
 ]
 
 # PyAudio sample formats used by mgonzs13/audio_common's AudioInfo.format -> AudioData field.
@@ -126,15 +127,6 @@ def pcm_from_msg(msg: Any, *, sample_rate_hz: int, channels: int = 1) -> PcmChun
     if n_channels > 1:
         samples = samples.reshape(-1, n_channels).mean(axis=1, dtype=np.float32)
     return PcmChunk(samples, rate_hz)
-
-
-def resample_linear(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    """Linear-interpolation resampling of one chunk (no anti-alias filter)."""
-    if from_hz == to_hz:
-        return samples
-    n_out = max(1, round(samples.size * to_hz / from_hz))
-    positions = np.arange(n_out, dtype=np.float64) * (from_hz / to_hz)
-    return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
 
 
 class PcmRing:
@@ -225,7 +217,7 @@ class AudioCodec(BaseCodec):
         *,
         sample_rate_hz: int | None = None,
         channels: int = 1,
-        griffin_lim_iterations: int = 8,
+        griffin_lim_iterations: int = 4,
     ) -> None:
         super().__init__(spec)
         shape = audio_feature_shape(spec.preprocess)
@@ -244,13 +236,22 @@ class AudioCodec(BaseCodec):
         self.channels = channels
         self.griffin_lim_iterations = griffin_lim_iterations
         self.ring = PcmRing(int(spec.preprocess["window_samples"]))
+        self._resampler: StreamResampler | None = None  # for chunks not at the model's rate
 
     def reset(self) -> None:
         self.ring.reset()
+        self._resampler = None
+
+    def _at_model_rate(self, chunk: PcmChunk) -> np.ndarray:
+        if chunk.rate_hz == self.model_rate_hz:
+            return chunk.samples
+        if self._resampler is None or self._resampler.from_hz != chunk.rate_hz:
+            self._resampler = StreamResampler(chunk.rate_hz, self.model_rate_hz)
+        return self._resampler(chunk.samples)
 
     def decode(self, msg: Any) -> np.ndarray | None:
         chunk = pcm_from_msg(msg, sample_rate_hz=self.input_rate_hz, channels=self.channels)
-        self.ring.write(resample_linear(chunk.samples, chunk.rate_hz, self.model_rate_hz))
+        self.ring.write(self._at_model_rate(chunk))
         if not self.ring.full:
             return None
         return logmel(self.ring.window(), self.spec.preprocess)

@@ -158,7 +158,7 @@ def logmel(pcm: np.ndarray, preprocess: dict[str, Any], *, normalise: bool = Tru
     return features.astype(np.float32, copy=False)[None]
 
 
-def mel_to_power(mel_power: np.ndarray, bank: np.ndarray, *, iterations: int = 50) -> np.ndarray:
+def mel_to_power(mel_power: np.ndarray, bank: np.ndarray, *, iterations: int = 30) -> np.ndarray:
     """Non-negative linear power ``(bins, frames)`` whose mel projection approximates
     ``mel_power`` ``(n_mels, frames)``: least squares by multiplicative updates (NMF-style),
     which keeps silent bands silent where a pseudo-inverse would spread energy into them."""
@@ -173,7 +173,7 @@ GRIFFIN_LIM_MOMENTUM = 0.99  # fast Griffin-Lim (Perraudin, Balazs & Sondergaard
 
 
 def griffin_lim(
-    features: np.ndarray, preprocess: dict[str, Any], *, iterations: int = 8, seed: int = 0
+    features: np.ndarray, preprocess: dict[str, Any], *, iterations: int = 4, seed: int = 0
 ) -> np.ndarray:
     """Normalised log-mel ``(1, n_mels, frames)`` -> PCM (float32 in [-1, 1]).
 
@@ -182,6 +182,8 @@ def griffin_lim(
     random start) estimate the phase. Output length ``n_fft + hop_length * (frames - 1)``.
     Cost: ``iterations`` inverse and ``iterations - 1`` forward FFTs of every frame, in float32.
     """
+    if iterations < 1:
+        raise CodecError(f"griffin_lim needs iterations >= 1, got {iterations!r}")
     sample_rate, _, n_fft, hop, n_mels, f_min, f_max, scale = _params(preprocess)
     log_mel = np.asarray(features, dtype=np.float32).reshape(n_mels, -1)
     log_mel = log_mel * np.float32(preprocess["scale"]) + np.float32(preprocess["loc"])
@@ -195,7 +197,7 @@ def griffin_lim(
     phase = np.exp(np.complex64(2j * np.pi) * angles)
     previous: np.ndarray | None = None  # the last consistent spectrum
     signal = np.empty(0, dtype=np.float32)
-    for i in range(max(1, iterations)):
+    for i in range(iterations):
         if i:
             projected = np.fft.rfft(_frames(signal, n_fft, hop) * window, axis=-1)
             accelerated = projected
