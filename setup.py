@@ -55,6 +55,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/models", glob("models/*.onnx") + glob("models/*.md")),
+        (f"share/{PACKAGE}/sample_bag", glob("data/sample_bag/*")),
     ],
     install_requires=RUNTIME,
     extras_require=EXTRAS,

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,29 +70,43 @@ def robot_config() -> Config:
     }, source="benchmark robot model")
 
 
-def time_calls(fn: Callable[[], object], calls: int) -> np.ndarray:
-    """Wall time of each call in microseconds."""
-    out = np.empty(calls)
+@dataclass
+class Timings:
+    """Per-call times in microseconds: wall clock and the calling thread's CPU time."""
+
+    wall_us: np.ndarray
+    cpu_us: np.ndarray
+
+
+def time_calls(fn: Callable[[], object], calls: int) -> Timings:
+    wall = np.empty(calls)
+    cpu = np.empty(calls)
     for i in range(calls):
+        start_cpu = time.thread_time_ns()
         start = time.perf_counter_ns()
         fn()
-        out[i] = (time.perf_counter_ns() - start) / 1e3
-    return out
+        wall[i] = (time.perf_counter_ns() - start) / 1e3
+        cpu[i] = (time.thread_time_ns() - start_cpu) / 1e3
+    return Timings(wall, cpu)
 
 
 Backends = dict[str, Callable[[], object]]
 
 
-def compare(backends: Backends, calls: int, desc: str) -> dict[str, np.ndarray]:
+def compare(backends: Backends, calls: int, desc: str) -> dict[str, Timings]:
     """Per-call times of each backend, in ROUNDS alternating blocks (after a warm-up)."""
     for fn in backends.values():
         time_calls(fn, 20)
     block = max(1, calls // ROUNDS)
-    times: dict[str, list[np.ndarray]] = {name: [] for name in backends}
+    times: dict[str, list[Timings]] = {name: [] for name in backends}
     for _ in tqdm(range(ROUNDS), desc=desc, leave=False):
         for name, fn in backends.items():
             times[name].append(time_calls(fn, block))
-    return {name: np.concatenate(t) for name, t in times.items()}
+    return {
+        name: Timings(np.concatenate([t.wall_us for t in ts]),
+                      np.concatenate([t.cpu_us for t in ts]))
+        for name, ts in times.items()
+    }
 
 
 def backends_for(
@@ -131,21 +146,43 @@ def bench_model(
     lat = compare(backends_for(model, engine, 1, rng), calls, f"{name} batch 1")
     thr_calls = max(ROUNDS, calls // 10)
     thr = compare(backends_for(model, engine, 32, rng), thr_calls, f"{name} batch 32")
-    p50 = {k: float(np.percentile(v, 50)) for k, v in lat.items()}
-    p99 = {k: float(np.percentile(v, 99)) for k, v in lat.items()}
-    sps = {k: 32 / (float(np.mean(v)) / 1e6) for k, v in thr.items()}
-    o, t = "onnxruntime", "torch eager"
-    rows = []
-    for backend in (o, t):
-        rows.append(
-            f"| {name} ({n_params / 1e6:.2f} M params) | {backend} | {p50[backend] / 1e3:.3f} | "
-            f"{p99[backend] / 1e3:.3f} | {p99[backend] / p50[backend]:.2f} | {sps[backend]:,.0f} |"
-        )
-    rows.append(
-        f"| {name} | **torch / ORT** | **{p50[t] / p50[o]:.2f}x** | {p99[t] / p99[o]:.2f}x | "
-        f"| **{sps[o] / sps[t]:.2f}x** |"
-    )
-    return rows
+    o = _stats(lat["onnxruntime"], thr["onnxruntime"], threads)
+    t = _stats(lat["torch eager"], thr["torch eager"], threads)
+    # ratio: how many times better ORT is (latency: torch / ORT; throughput: ORT / torch)
+    ratio = {k: (o[k] / t[k] if "samples" in k else t[k] / o[k]) for k in o if k != "p99/p50"}
+    label = f"{name} ({n_params / 1e6:.2f} M params)"
+    return [
+        f"| {label} | onnxruntime | " + " | ".join(_fmt(v) for v in o.values()) + " |",
+        f"| {label} | torch eager | " + " | ".join(_fmt(v) for v in t.values()) + " |",
+        f"| {name} | **ORT gain** | "
+        + " | ".join(f"**{ratio[k]:.2f}x**" if k in ratio else "" for k in o)
+        + " |",
+    ]
+
+
+def _stats(lat: Timings, thr: Timings, threads: int) -> dict[str, float]:
+    """Table columns for one backend. CPU columns only at 1 thread, where the calling thread
+    does all the work, so its CPU time is the cost of a call whatever else loads the machine."""
+    wall_ms, cpu_ms = lat.wall_us / 1e3, lat.cpu_us / 1e3
+    out = {"p50 ms": float(np.percentile(wall_ms, 50)), "p99 ms": float(np.percentile(wall_ms, 99))}
+    out["p99/p50"] = out["p99 ms"] / out["p50 ms"]
+    if threads == 1:
+        out["CPU p50 ms"] = float(np.percentile(cpu_ms, 50))
+        out["CPU p99 ms"] = float(np.percentile(cpu_ms, 99))
+    out["b32 samples/s"] = 32e6 / float(np.mean(thr.wall_us))
+    if threads == 1:
+        out["b32 samples/CPU-s"] = 32e6 / float(np.mean(thr.cpu_us))
+    return out
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3f}"
+
+
+def _header(threads: int) -> list[str]:
+    dummy = Timings(np.ones(1), np.ones(1))
+    cols = list(_stats(dummy, dummy, threads))
+    return ["| model | backend | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 2)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, onnxruntime "
         f"{ort.__version__} ({CPU_PROVIDER}), torch {torch.__version__}; {args.calls} batch-1 "
         f"calls and {max(ROUNDS, args.calls // 10)} batch-32 calls per backend in {ROUNDS} "
-        "alternating blocks, random masks; both backends with the same intra-op threads.",
+        "alternating blocks, random masks; both backends with the same intra-op threads. "
+        f"Load average at start: {os.getloadavg()[0]:.1f} (shared machine: wall-clock p99 "
+        "includes preemption by other processes; the CPU columns do not).",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         exported = {name: export_for_bench(name, c, Path(tmp)) for name, c in models.items()}
@@ -174,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 "",
                 f"### {threads} intra-op thread{'s' if threads > 1 else ''}",
                 "",
-                "| model | backend | batch-1 p50 ms | batch-1 p99 ms | p99/p50 "
-                "| batch-32 samples/s |",
-                "| --- | --- | --- | --- | --- | --- |",
+                *_header(threads),
             ]
             for name, (model, path) in exported.items():
                 lines += bench_model(name, model, path, args.calls, threads)

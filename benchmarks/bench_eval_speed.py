@@ -82,6 +82,7 @@ def main() -> int:
     rows = [
         ("evaluate_bag, open to summary", s["speedup_vs_real_time"], ""),
         ("its fusion pass alone", d / s["pass_wall_s"], ""),
+        ("evaluate_bag per CPU second (all threads)", d / s["cpu_s"], ""),
         ("bare engine, batch 1 (as the node calls it)", batch1 / args.rate_hz, f"{batch1:.0f}/s"),
         (
             f"bare engine, batch {BATCH_TICKS} (evaluator)",

@@ -33,7 +33,7 @@ class _Malformed(Exception):
     """The bytes are not a valid protobuf message of the expected type."""
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= len(buf):
@@ -48,16 +48,16 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise _Malformed("varint longer than 10 bytes")
 
 
-def _fields(buf: bytes) -> list[tuple[int, int, int | bytes]]:
+def _fields(buf: memoryview) -> list[tuple[int, int, int | memoryview]]:
     """Top-level (field number, wire type, value) triples of one protobuf message."""
-    out: list[tuple[int, int, int | bytes]] = []
+    out: list[tuple[int, int, int | memoryview]] = []
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise _Malformed("field number 0")
-        value: int | bytes
+        value: int | memoryview  # slices are views: no copy of the (large) graph field
         if wire == _VARINT:
             value, pos = _varint(buf, pos)
         elif wire in (_I64, _I32):
@@ -76,7 +76,7 @@ def _fields(buf: bytes) -> list[tuple[int, int, int | bytes]]:
     return out
 
 
-def _model_fields(path: Path, data: bytes) -> list[tuple[int, int, int | bytes]]:
+def _model_fields(path: Path, data: memoryview) -> list[tuple[int, int, int | memoryview]]:
     """Walk ModelProto's top level, classifying failures as truncated or not-ONNX."""
     not_onnx = f"model file {str(path)!r} is not an ONNX model"
     if not data:
@@ -102,7 +102,7 @@ def _model_fields(path: Path, data: bytes) -> list[tuple[int, int, int | bytes]]
     return fields
 
 
-def _starts_like_onnx(data: bytes) -> bool:
+def _starts_like_onnx(data: memoryview) -> bool:
     """True when the buffer begins with ModelProto's ir_version varint (field 1)."""
     try:
         key, pos = _varint(data, 0)
@@ -122,7 +122,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = memoryview(path.read_bytes())
     except FileNotFoundError:
         msg = f"model file {str(path)!r} does not exist; export one with sensorysync-export"
         raise ModelLoadError(msg) from None
@@ -132,7 +132,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     for number, _, value in _model_fields(path, data):
         if number != _METADATA_PROPS:
             continue
-        assert isinstance(value, bytes)
+        assert isinstance(value, memoryview)
         try:
             entry = {n: v for n, w, v in _fields(value) if w == _LEN}
             key = bytes(entry.get(1, b"")).decode()

@@ -98,7 +98,7 @@ def test_gap_finder_reports_gaps_longer_than_the_timeout():
 
 def test_time_ordered_restores_stamp_order_within_the_lookahead():
     stamps = [0, 30, 10, 20, 50, 40, 100]
-    msgs = [BagMessage("m", s, k, None, b"") for k, s in enumerate(stamps)]
+    msgs = [BagMessage("m", s, k, b"") for k, s in enumerate(stamps)]
     assert [m.stamp_ns for m in time_ordered(msgs, 25)] == sorted(stamps)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from sensorysync_ros.manifest import (
     Manifest,
     recon_output,
 )
+from sensorysync_ros.model_card import render_model_card
 from sensorysync_ros.model_file import read_manifest
 
 
@@ -178,3 +180,22 @@ def test_model_card_is_written_beside_the_model(tiny_robot_model: Path):
     assert "## Modalities" in card and "## ONNX interface" in card
     assert "## Metrics" not in card  # an untrained checkpoint has no metrics
     assert "| epochs | 0 |" in card
+
+
+def test_model_card_renders_flat_metrics_long_lists_and_extra_provenance(tiny_robot_model: Path):
+    manifest = read_manifest(tiny_robot_model)
+    joints = manifest.modalities[2]
+    long_loc = [0.5] * 9
+    joints = dataclasses.replace(joints, preprocess={**joints.preprocess, "loc": long_loc})
+    manifest = dataclasses.replace(
+        manifest,
+        modalities=(*manifest.modalities[:2], joints),
+        provenance={"name": "arm|v2", "metrics": {"psnr_db": 23.456789, "ssim": 0.81},
+                    "robot": "sim arm"},
+    )
+    card = render_model_card(manifest, model_file="arm.onnx")
+    assert card.startswith("# Model card: arm|v2")
+    assert "| metric | value |\n| --- | --- |\n| psnr_db | 23.4568 |\n| ssim | 0.81 |" in card
+    assert "loc = [0.5, 0.5, 0.5, 0.5, ... (9 values)]" in card
+    assert "| robot | sim arm |" in card
+    assert "arm\\|v2" not in card  # the name is the title, not an (escaped) provenance row

@@ -124,3 +124,9 @@ def test_live_node_publishes_three_topics_and_drops_on_schedule():
     during = np.array(got["joints"])
     during = during[(during > got["camera"][gap]) & (during < got["camera"][gap + 1])]
     assert len(during) > 80, "joints keep flowing while the camera is dropped"
+
+
+def test_record_without_duration_is_an_error(tmp_path: Path):
+    result = _sim("--record", str(tmp_path / "bag"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --record needs --duration S (simulated seconds)"

@@ -2,7 +2,8 @@
 
 Masks are *keep* masks (1 = h_i kept). Modality i is kept with probability 1 - w_i,
 independently; rows with no modality kept are redrawn until every row keeps at least one, so
-each row follows the product of Bernoullis conditioned on "at least one kept".
+each row follows the product of Bernoullis conditioned on "at least one kept":
+P(kept_i) = (1 - w_i) / (1 - prod_j w_j).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["apply_keep_mask", "conditional_keep_probs", "sample_keep_mask"]
+__all__ = ["apply_keep_mask", "sample_keep_mask"]
 
 
 def sample_keep_mask(
@@ -32,12 +33,6 @@ def sample_keep_mask(
         mask[empty] = torch.bernoulli(probs[empty], generator=generator)
         empty = mask.sum(1) == 0
     return mask
-
-
-def conditional_keep_probs(keep_probs: Tensor) -> Tensor:
-    """P(modality i kept | at least one kept) = (1 - w_i) / (1 - prod_j w_j)."""
-    p_none = torch.prod(1 - keep_probs)
-    return keep_probs / (1 - p_none)
 
 
 def apply_keep_mask(h: Tensor, keep: Tensor) -> Tensor:

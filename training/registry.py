@@ -13,7 +13,7 @@ from torch import nn
 
 from .config import Config, ConfigError
 
-__all__ = ["build_model", "register_model", "registered_models"]
+__all__ = ["build_model", "register_model"]
 
 ModelFactory = Callable[[Config], nn.Module]
 
@@ -34,10 +34,6 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
         return factory
 
     return decorate
-
-
-def registered_models() -> tuple[str, ...]:
-    return tuple(sorted(_FACTORIES))
 
 
 def build_model(config: Config) -> nn.Module:

@@ -67,6 +67,8 @@ def setup_runtime(device: str) -> Runtime:
     """Join the torchrun process group if there is one and pick this rank's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: torch sees no CUDA device; use --device cpu or auto")
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         torch.cuda.set_device(local_rank)
@@ -228,8 +230,8 @@ def _initial_config(
 def train(args: argparse.Namespace) -> Path:
     """Run (or continue) a training run; returns the checkpoint path."""
     out_dir = Path(args.out)
-    rt = setup_runtime(args.device)
     config, state = _initial_config(args, out_dir)
+    rt = setup_runtime(args.device)
     splits = load_splits(config)
     torch.manual_seed(config.train.seed)
     module = build_model(config).to(rt.device)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import statistics
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,19 +80,44 @@ class TopicBinding:
     msgtype: str
 
 
-@dataclass(frozen=True)
 class BagMessage:
-    """One deserialised message, placed in time.
+    """One message, placed in time; deserialised on first access of ``msg``.
 
     ``stamp_ns``: header stamp (or the receive time mapped into the header clock domain when
     the message has no header); ``recv_ns``: the bag's receive time; ``raw``: the CDR bytes.
     """
 
-    modality: str
-    stamp_ns: int
-    recv_ns: int
-    msg: Any
-    raw: bytes
+    __slots__ = ("_conn", "_msg", "_reader", "modality", "raw", "recv_ns", "stamp_ns")
+
+    def __init__(
+        self,
+        modality: str,
+        stamp_ns: int,
+        recv_ns: int,
+        raw: bytes,
+        *,
+        msg: Any = None,
+        reader: BagReader | None = None,
+        conn: Connection | None = None,
+    ) -> None:
+        self.modality = modality
+        self.stamp_ns = stamp_ns
+        self.recv_ns = recv_ns
+        self.raw = raw
+        self._msg = msg
+        self._reader = reader
+        self._conn = conn
+
+    @property
+    def msg(self) -> Any:
+        """The rosbags message object (BagError when the bytes are malformed)."""
+        if self._msg is None and self._reader is not None and self._conn is not None:
+            self._msg = self._reader.deserialize(self.raw, self._conn, self.recv_ns)
+        return self._msg
+
+
+_CDR_LE = b"\x00\x01"
+_STAMP = struct.Struct("<iI")
 
 
 def header_stamp_ns(msg: Any) -> int | None:
@@ -108,6 +134,12 @@ def base_typestore(audio_variant: str = "ros_drivers") -> Typestore:
     store = get_typestore(Stores.ROS2_KILTED)
     register_audio_common_types(store, audio_variant)
     return store
+
+
+def _header_first(store: Typestore, msgtype: str) -> bool:
+    """Whether ``msgtype`` starts with a std_msgs/Header (its stamp is then at a fixed offset)."""
+    fields = store.fielddefs.get(msgtype, ((), []))[1]
+    return bool(fields) and fields[0][0] == "header" and fields[0][1][1] == "std_msgs/msg/Header"
 
 
 def parse_topic_remaps(items: Iterable[str]) -> dict[str, str]:
@@ -285,12 +317,26 @@ class BagReader:
     def messages(
         self, bindings: Sequence[TopicBinding], *, clock_offset_ns: int = 0
     ) -> Iterator[BagMessage]:
-        """Messages of the bound topics in receive order, each with its stamp (module doc)."""
-        for binding, recv_ns, msg, raw in self._decoded(bindings):
-            stamp_ns = header_stamp_ns(msg)
-            if stamp_ns is None:
-                stamp_ns = recv_ns - clock_offset_ns
-            yield BagMessage(binding.modality, stamp_ns, recv_ns, msg, raw)
+        """Messages of the bound topics in receive order, each with its stamp (module doc).
+
+        The header stamp is read straight from the CDR bytes where the type starts with a
+        header (little-endian CDR); the message itself is deserialised only when used."""
+        by_topic = {b.topic: b for b in bindings}
+        conns = [c for c in self._reader.connections if c.topic in by_topic]
+        peek = {c.id: _header_first(self._stores_for(c.msgtype)[0], c.msgtype) for c in conns}
+        for conn, recv_ns, raw in self.raw_messages(conns):
+            modality = by_topic[conn.topic].modality
+            if peek[conn.id] and raw[:2] == _CDR_LE:
+                sec, nanosec = _STAMP.unpack_from(raw, 4)
+                stamp_ns = sec * 1_000_000_000 + nanosec
+                message = BagMessage(modality, stamp_ns, recv_ns, raw, reader=self, conn=conn)
+            else:
+                msg = self.deserialize(raw, conn, recv_ns)
+                stamp_ns = header_stamp_ns(msg) or 0
+                message = BagMessage(modality, stamp_ns, recv_ns, raw, msg=msg)
+            if not stamp_ns:
+                message.stamp_ns = recv_ns - clock_offset_ns
+            yield message
 
 
 def time_ordered(messages: Iterable[BagMessage], lookahead_ns: int) -> Iterator[BagMessage]:

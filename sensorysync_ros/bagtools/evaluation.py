@@ -13,7 +13,8 @@ guarantees and ``test_bag_evaluate`` checks against plain ``FusionCore.tick``).
 
 At each tick and for each modality the tick falls in one condition:
 
-- ``present``: the core has the modality; its reconstruction is the autoencoding reference;
+- ``present``: the core has the modality; its reconstruction is the autoencoding reference
+  (scored on every ``PRESENT_SCORE_EVERY``-th tick: a reference, not the object of study);
 - ``dropout``: withheld by the schedule and reported missing: the reconstruction the node
   would publish, scored against the latest true sample, beside two baselines: ``hold`` (the
   last sample the core received) and ``mean`` (the training-set mean, or the mean over the
@@ -43,8 +44,9 @@ from ..engine import Engine, EngineResult
 from ..errors import CodecError
 from ..fusion import FusionCore
 from ..manifest import ModalitySpec
-from .bagio import BagReader, TopicBinding, time_ordered
+from .bagio import BagMessage, BagReader, TopicBinding, time_ordered
 from .dropout import NS_PER_S, DropoutInterval, DropoutSchedule, Gap, GapFinder
+from .errors import BagError
 from .metrics import MetricAccumulator
 from .outbag import OutputBag
 
@@ -63,6 +65,8 @@ LATE_DROPOUT_S = 0.5  # "late" dropout metrics: ticks at least this far into a d
 FRAMES_PER_GRID = 8
 REORDER_LOOKAHEAD_NS = 200_000_000
 BATCH_TICKS = 64  # ticks fused per engine call (results equal batch-1 calls)
+PRESENT_SCORE_EVERY = 3  # the autoencoding reference is scored on every 3rd present tick
+STATEFUL_KINDS = frozenset({"audio"})  # codecs carrying state between messages (ring buffer)
 MEAN_BASELINE_TICKS = 4096  # dropout ticks kept per modality to score the mean baseline
 
 
@@ -225,6 +229,9 @@ class _Pass:
         # While a modality is withheld (and until its codec state has caught up again) a copy
         # of its codec keeps decoding every message, for the truth.
         self.truth_codecs: dict[str, Any] = {}
+        self.waiting: dict[str, list[tuple[BagMessage, bool]]] = {
+            s.name: [] for s in self.specs if s.kind not in STATEFUL_KINDS
+        }
         self.truth: dict[str, np.ndarray] = {}
         self.fed: dict[str, np.ndarray] = {}
         self.frame_ids: dict[str, str] = dict.fromkeys(self.names, "")
@@ -273,6 +280,9 @@ class _Pass:
     def _decode(self, modality: str, msg: Any, dropped: bool) -> tuple[Any, Any]:
         """(sample for the core or None, truth sample or None); raises CodecError."""
         feed = self.feed_codecs[modality]
+        if self.kinds[modality] not in STATEFUL_KINDS:
+            sample = feed.decode(msg)
+            return (None if dropped else sample), sample
         truth_codec = self.truth_codecs.get(modality)
         if dropped:
             if truth_codec is None:
@@ -286,30 +296,62 @@ class _Pass:
             del self.truth_codecs[modality]  # caught up: the feed codec is the truth again
         return sample, truth
 
-    def push(self, modality: str, stamp_ns: int, msg: Any) -> None:
-        gap = self.gaps.see(modality, stamp_ns)
+    def push(self, m: BagMessage) -> None:
+        """Take one message (stamp order). Stateless kinds are decoded lazily at the next tick:
+        only the newest valid sample before a tick can reach the core, as on the robot."""
+        gap = self.gaps.see(m.modality, m.stamp_ns)
         if gap is not None:
             self._gap_event(gap)
+        dropped = self.schedule.dropped(m.modality, m.stamp_ns)
+        if self.kinds[m.modality] in STATEFUL_KINDS:
+            self._take(m, dropped)
+        else:
+            self.waiting[m.modality].append((m, dropped))
+
+    def _settle(self) -> None:
+        """Decode the waiting stateless messages, newest first, until the truth and the core's
+        sample are known."""
+        for waiting in self.waiting.values():
+            need_truth = need_feed = True
+            for m, dropped in reversed(waiting):
+                if not (need_truth or need_feed):
+                    break
+                want_feed = need_feed and not dropped
+                if need_truth or want_feed:
+                    fed, truth = self._take(m, dropped, truth=need_truth, feed=want_feed)
+                    need_truth &= not truth
+                    need_feed &= not fed
+            waiting.clear()
+
+    def _take(
+        self, m: BagMessage, dropped: bool, *, truth: bool = True, feed: bool = True
+    ) -> tuple[bool, bool]:
+        """Decode ``m``; keep it as truth and push it into the core (unless withheld).
+        Returns (pushed, kept as truth); malformed messages are counted and skipped."""
+        modality = m.modality
+        try:
+            msg = m.msg
+            sample, true_sample = self._decode(modality, msg, dropped)
+        except (CodecError, BagError):
+            self.malformed[modality] += 1
+            return False, False
         header = getattr(msg, "header", None)
         if header is not None:
             self.frame_ids[modality] = str(header.frame_id)
+        kept = truth and true_sample is not None
+        if kept:
+            self.truth[modality] = np.array(true_sample, dtype=np.float32)
+        if not feed or sample is None:
+            return False, kept
         try:
-            sample, truth = self._decode(modality, msg, self.schedule.dropped(modality, stamp_ns))
-        except CodecError:
-            self.malformed[modality] += 1
-            return
-        if truth is not None:
-            self.truth[modality] = np.array(truth, dtype=np.float32)
-        if sample is None:
-            return
-        try:
-            self.core.push(stamp_ns, modality, sample)
+            self.core.push(m.stamp_ns, modality, sample)
         except ValueError:  # non-finite values the codec let through
             self.malformed[modality] += 1
-            return
+            return False, kept
         fed = self.fed[modality] = np.array(sample, dtype=np.float32)
         self.fed_sum[modality] += fed
         self.fed_count[modality] += 1
+        return True, kept
 
     def _gap_event(self, gap: Gap) -> None:
         since_ns = self.missing_since_ns[gap.modality]
@@ -326,6 +368,7 @@ class _Pass:
 
     def tick(self, now_ns: int) -> None:
         """Presence, conditions and detection now; scoring when the batch is full."""
+        self._settle()
         row = self.batcher.rows
         out = self.core.tick(now_ns)
         if out is None:
@@ -390,7 +433,12 @@ class _Pass:
     def _score(self, name: str, ticks: list[_Tick], recon: np.ndarray) -> None:
         acc, trace = self.acc[name], self.traces[name]
         for condition, key in ((PRESENT, "present"), (DROPOUT, "dropout")):
-            sel = [t for t in ticks if t.condition[name] == condition]
+            sel = [
+                t
+                for t in ticks
+                if t.condition[name] == condition
+                and (condition == DROPOUT or t.index % PRESENT_SCORE_EVERY == 0)
+            ]
             if not sel:
                 continue
             truth = np.stack([t.truth[name] for t in sel])
@@ -551,7 +599,7 @@ def _drive(
             while next_tick_ns < m.stamp_ns:
                 p.tick(next_tick_ns)
                 next_tick_ns += period_ns
-            p.push(m.modality, m.stamp_ns, m.msg)
+            p.push(m)
             last_ns = max(last_ns, m.stamp_ns)
             if (bag_s := (last_ns - p.t0_ns) // NS_PER_S) > shown_s:
                 bar.update(bag_s - shown_s)
@@ -588,7 +636,7 @@ def evaluate_bag(
     """
     manifest = engine.manifest
     specs = manifest.modalities
-    wall_start = time.perf_counter()
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
     with BagReader(bag) as reader:
         bindings = reader.bind(specs, topic_remaps)
         offset_ns = reader.clock_offset_ns(bindings)
@@ -612,6 +660,7 @@ def evaluate_bag(
             with out_bag:
                 out_bag.copy_originals()
     wall_s = time.perf_counter() - wall_start
+    cpu_s = time.process_time() - cpu_start
     ticks = len(p.tick_ns)
     events = sorted([*p.events.values(), *p.gap_events], key=lambda e: (e.start_s, e.modality))
     summary = {
@@ -629,6 +678,7 @@ def evaluate_bag(
         "clock_offset_s": offset_ns / NS_PER_S,
         "wall_s": wall_s,
         "speedup_vs_real_time": duration_s / wall_s if wall_s > 0 else float("inf"),
+        "cpu_s": cpu_s,  # CPU time of all this process's threads (engine threads included)
         "pass_wall_s": loop_wall_s,
         "mean_baseline": mean_source,
         "dropouts": [e.as_dict() for e in events if e.source != "gap"],

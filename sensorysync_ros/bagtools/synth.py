@@ -10,6 +10,8 @@ then depends only on which sensors are present, not on tick timing.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +19,17 @@ from typing import Any
 
 import cv2
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys.store import Typestore
 
+from ..errors import SensorySyncError
 from ..manifest import ModalitySpec
+from ..model_file import read_manifest
 from .bagio import base_typestore
 from .dropout import NS_PER_S
+from .errors import one_line
 
-__all__ = ["SyntheticRobot", "write_synthetic_bag"]
+__all__ = ["SyntheticRobot", "main", "write_synthetic_bag"]
 
 DEFAULT_START_NS = 1_700_000_000 * NS_PER_S
 STATIC_TONE_HZ = 400.0
@@ -184,3 +189,35 @@ def write_synthetic_bag(
                 msg = builders[spec.kind](store, robot, spec, stamp_ns, t_s)
             writer.write(conns[spec.name], stamp_ns, store.serialize_cdr(msg, msgtypes[spec.kind]))
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sensorysync_ros.bagtools.synth OUT --model MODEL``: write a sample bag."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sensorysync_ros.bagtools.synth",
+        description="Write a synthetic rosbag2 shaped for a model (camera, audio, joints).",
+    )
+    parser.add_argument("out", type=Path, help="bag directory to create (must not exist)")
+    parser.add_argument("--model", type=Path, required=True, help="exported .onnx model")
+    parser.add_argument("--duration-s", type=float, default=30.0, help="length in seconds")
+    parser.add_argument("--storage", choices=sorted(_PLUGINS), default="mcap")
+    parser.add_argument("--seed", type=int, default=0, help="phase of the arm's motion")
+    args = parser.parse_args(argv)
+    try:
+        specs = read_manifest(args.model).modalities
+        write_synthetic_bag(
+            args.out,
+            specs,
+            args.duration_s,
+            storage=args.storage,
+            robot=SyntheticRobot(seed=args.seed),
+        )
+    except (SensorySyncError, OSError, WriterError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.duration_s:g} s synthetic {args.storage} bag {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

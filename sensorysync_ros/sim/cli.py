@@ -44,22 +44,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from rclpy.utilities import remove_ros_args
-
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(remove_ros_args(["sensorysync-sim", *args_in])[1:])
+def _strip_ros_args(argv: list[str]) -> list[str]:
+    """argv without ``--ros-args ... [--]`` (rclpy's own parser, where rclpy is installed)."""
     try:
-        backend = ensure_backend()
-        from .robot import RobotConfig
+        from rclpy.utilities import remove_ros_args
+    except ImportError:  # recording needs no ROS installation
+        return argv
+    return remove_ros_args(["sensorysync-sim", *argv])[1:]
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_strip_ros_args(args_in))
+    try:
         if args.camera_size <= 0:
             raise SensorySyncError(f"--camera-size must be > 0 pixels, got {args.camera_size}")
+        if args.duration is not None and args.duration <= 0:
+            raise SensorySyncError(f"--duration must be > 0 s, got {args.duration}")
+        if args.record is not None and args.duration is None:
+            raise SensorySyncError("--record needs --duration S (simulated seconds)")
+        backend = ensure_backend()
         if args.record is not None:
             from .recorder import record_bag
+            from .robot import RobotConfig
 
-            if args.duration is None:
-                raise SensorySyncError("--record needs --duration S (simulated seconds)")
             start_ns = time.time_ns() if args.start_ns is None else args.start_ns
             config = RobotConfig(
                 seed=args.seed,
