@@ -6,8 +6,10 @@ import hashlib
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from sensorysync_ros.bagtools.bagio import BagReader, base_typestore, time_ordered
 from sensorysync_ros.bagtools.dropout import NS_PER_S, DropoutInterval, DropoutSchedule
 from sensorysync_ros.bagtools.evaluate import main as eval_main
-from sensorysync_ros.bagtools.evaluation import DROPOUT, PRESENT, evaluate_bag
+from sensorysync_ros.bagtools.evaluation import evaluate_bag
+from sensorysync_ros.bagtools.results import DROPOUT, PRESENT
 from sensorysync_ros.bagtools.synth import write_synthetic_bag
 from sensorysync_ros.codecs import make_codec, tensor_to_pixels
 from sensorysync_ros.core_msg import decode_core
@@ -183,15 +186,23 @@ def test_real_gaps_are_reported_apart_from_dropouts(tmp_path, engine):
     bag = write_synthetic_bag(
         tmp_path / "gappy", engine.manifest.modalities, 4.0, gaps=[("joints", 2.0, 3.0)]
     )
-    result = evaluate_bag(bag, engine, intervals_for=lambda _: [], rate_hz=RATE_HZ, progress=False)
+    result = evaluate_bag(
+        bag,
+        engine,
+        intervals_for=lambda _: [],
+        rate_hz=RATE_HZ,
+        timeouts_s={"joints": 0.2},  # as the node's timeout parameter (default 0.03 s)
+        progress=False,
+    )
     s = result.summary
+    assert s["timeouts_s"]["joints"] == 0.2
     assert s["dropouts"] == []
     (gap,) = s["real_gaps"]
     assert gap["modality"] == "joints" and gap["source"] == "gap"
     assert gap["start_s"] == pytest.approx(1.99, abs=0.011)
     assert gap["end_s"] == pytest.approx(3.0, abs=0.011)
     timeout_s = s["timeouts_s"]["joints"]
-    assert 0 < gap["detection_delay_s"] <= timeout_s + 1 / RATE_HZ + 1e-9
+    assert timeout_s - 0.01 < gap["detection_delay_s"] <= timeout_s + 1 / RATE_HZ + 1e-9
     joints = s["modalities"]["joints"]
     assert joints["dropout"]["model"]["ticks"] == 0
     assert joints["ticks"]["missing"] == pytest.approx((1.0 - timeout_s) * RATE_HZ, abs=2)
@@ -273,6 +284,8 @@ def _corrupt(kind: str, good: Path, tmp: Path, engine: Engine) -> Path:
         ("good", ["--drop", "lidar:1-2"], "unknown modality 'lidar'"),
         ("good", ["--drop", "camera:30-40"], "starts after the bag ends"),
         ("good", ["--topic", "radar=/x"], "unknown modality"),
+        ("good", ["--timeout", "camera=-1"], "--timeout 'camera=-1'"),
+        ("good", ["--random-dropout", "1.5"], "rate 1.5 must be a fraction"),
     ],
 )
 def test_bad_input_gives_one_error_line_and_no_output(
@@ -324,3 +337,36 @@ def test_console_script_exit_status_and_single_line(tmp_path, tiny_robot_model):
         f"error: bag {str(tmp_path / 'none')!r} does not exist; pass a rosbag2 directory"
     ]
     assert result.stdout == "" and not (tmp_path / "o").exists()
+
+
+def test_interrupted_run_leaves_no_output(tmp_path, tiny_robot_model, engine):
+    bag = write_synthetic_bag(tmp_path / "long", engine.manifest.modalities, 30.0, storage="mcap")
+    out = tmp_path / "results" / "eval"
+    exe = Path(sys.executable).with_name("sensorysync-eval")
+    process = subprocess.Popen(
+        [
+            str(exe),
+            str(bag),
+            "--model",
+            str(tiny_robot_model),
+            "--drop",
+            "camera:5-25",
+            "--write-bag",
+            "--out",
+            str(out),
+            "--providers",
+            CPU[0],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(out.parent.glob(".eval.partial-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "finished before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == "error: interrupted; no output written"
+    assert list(out.parent.iterdir()) == []

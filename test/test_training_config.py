@@ -96,3 +96,10 @@ def test_paper_fashion_mnist_architecture():
     assert (config.model.warmup_modality_epochs, config.model.warmup_core_epochs) == (100, 200)
     assert (config.train.batch_size, config.train.lr, config.train.epochs) == (64, 1e-3, 500)
     assert image.drop_prob == label.drop_prob == 0.5
+
+
+def test_exponent_floats_that_yaml_reads_as_strings_are_accepted(tmp_path: Path):
+    text = (CONFIGS / "tiny.yaml").read_text().replace("lr: 0.001", "lr: 1e-3")
+    assert "lr: 1e-3" in text
+    (tmp_path / "c.yaml").write_text(text)
+    assert load_config(tmp_path / "c.yaml").train.lr == 1e-3

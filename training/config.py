@@ -214,6 +214,11 @@ def _build_scalar(tp: Any, data: Any, where: str, problems: list[str]) -> Any:
     elif tp is float:
         if isinstance(data, (int, float)) and not isinstance(data, bool):
             return float(data)
+        if isinstance(data, str):  # PyYAML reads "1e-3" (no dot) as a string
+            try:
+                return float(data)
+            except ValueError:
+                pass
     elif tp is str and isinstance(data, str):
         return data
     problems.append(f"{where} must be {tp.__name__}, got {data!r}")

@@ -265,7 +265,8 @@ def train(args: argparse.Namespace) -> Path:
             sampler.set_epoch(epoch)
             sums: dict[str, Tensor] = {}
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.train.epochs}",
-                       disable=not rt.is_main or args.quiet, leave=False)
+                       disable=not rt.is_main or args.quiet, leave=False,
+                       mininterval=1.0 if sys.stderr.isatty() else 30.0)  # log files stay small
             stream = batches(splits.train, sampler, config.train.batch_size, rt.device,
                              full_only=True)
             for step, xs in zip(range(steps_per_epoch), stream):

@@ -21,6 +21,7 @@ __all__ = [
     "DropoutSchedule",
     "Gap",
     "GapFinder",
+    "check_random_dropout",
     "parse_drop_spec",
     "random_dropouts",
 ]
@@ -64,6 +65,16 @@ def parse_drop_spec(spec: str, modalities: Sequence[str]) -> DropoutInterval:
     return DropoutInterval(name, start_s, end_s)
 
 
+def check_random_dropout(rate: float, length_s: float) -> None:
+    """Raise DropoutSpecError unless ``rate`` is in (0, 1) and ``length_s`` > 0."""
+    if not 0.0 < rate < 1.0:
+        raise DropoutSpecError(
+            f"random dropout rate {rate!r} must be a fraction of time in (0, 1), e.g. 0.2"
+        )
+    if length_s <= 0:
+        raise DropoutSpecError(f"random dropout length {length_s!r} s must be > 0")
+
+
 def random_dropouts(
     modalities: Sequence[str],
     duration_s: float,
@@ -74,12 +85,7 @@ def random_dropouts(
 ) -> list[DropoutInterval]:
     """Seeded random dropouts: each modality is withheld for about ``rate`` of the bag's
     duration, in intervals of ``length_s`` placed at random without overlap."""
-    if not 0.0 < rate < 1.0:
-        raise DropoutSpecError(
-            f"random dropout rate {rate!r} must be a fraction of time in (0, 1), e.g. 0.2"
-        )
-    if length_s <= 0:
-        raise DropoutSpecError(f"random dropout length {length_s!r} s must be > 0")
+    check_random_dropout(rate, length_s)
     rng = np.random.default_rng(seed)
     count = max(1, round(rate * duration_s / length_s))
     length_s = min(length_s, rate * duration_s / count)

@@ -21,11 +21,11 @@ from ..errors import SensorySyncError
 from ..manifest import Manifest
 from ..node_config import PARAMETERS
 from .bagio import parse_topic_remaps
-from .dropout import DropoutInterval, parse_drop_spec, random_dropouts
+from .dropout import DropoutInterval, check_random_dropout, parse_drop_spec, random_dropouts
 from .errors import DropoutSpecError, one_line
 from .evaluation import EvalResult, evaluate_bag
 from .report import write_report
-from .staging import staged_dir
+from .staging import interrupt_on_sigterm, staged_dir
 
 __all__ = ["build_parser", "main", "summary_line"]
 
@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"fusion tick rate on bag time (default {DEFAULT_RATE_HZ:g}, the node's default)",
     )
     parser.add_argument(
+        "--timeout",
+        action="append",
+        default=[],
+        metavar="MODALITY=SECONDS",
+        help="staleness timeout of a modality, as the node's parameter (default 3 periods)",
+    )
+    parser.add_argument(
         "--providers",
         default=",".join(DEFAULT_PROVIDERS),
         help="ONNX Runtime execution providers in priority order, comma-separated",
@@ -95,9 +102,27 @@ def schedule_builder(
     ``True`` when the schedule is random and has to wait for the bag's duration."""
     names = manifest.names
     if args.random_dropout is not None:
-        random_dropouts(names, 60.0, args.random_dropout, seed=args.seed, length_s=1.0)
+        check_random_dropout(args.random_dropout, args.dropout_length_s)
         return [], True
     return [parse_drop_spec(spec, names) for spec in args.drop], False
+
+
+def parse_timeouts(items: Sequence[str], names: Sequence[str]) -> dict[str, float]:
+    """``["camera=0.2"]`` -> ``{"camera": 0.2}``, seconds > 0 for known modalities."""
+    timeouts = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = float("nan")
+        if name not in names or not seconds > 0:
+            raise DropoutSpecError(
+                f"--timeout {item!r} must be MODALITY=SECONDS with a modality of {list(names)} "
+                f"and seconds > 0, e.g. camera=0.2"
+            )
+        timeouts[name] = seconds
+    return timeouts
 
 
 def summary_line(result: EvalResult, out: Path) -> str:
@@ -119,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         raise DropoutSpecError(f"--rate-hz must be > 0, got {args.rate_hz!r}")
     engine = Engine(args.model, providers=[p for p in args.providers.split(",") if p])
     remaps = parse_topic_remaps(args.topic)
+    timeouts_s = parse_timeouts(args.timeout, engine.manifest.names)
     explicit, is_random = schedule_builder(args, engine.manifest)
 
     def intervals_for(duration_s: float) -> list[DropoutInterval]:
@@ -139,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
             intervals_for=intervals_for,
             topic_remaps=remaps,
             rate_hz=args.rate_hz,
+            timeouts_s=timeouts_s,
             out_bag_path=staging / f"{args.bag.name}_sensorysync" if args.write_bag else None,
             progress=sys.stderr.isatty(),
         )
@@ -149,11 +176,15 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    interrupt_on_sigterm()
     try:
         return run(args)
     except (SensorySyncError, OSError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no output written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +45,25 @@ from ..errors import CodecError
 from ..fusion import FusionCore
 from ..manifest import ModalitySpec
 from .bagio import BagMessage, BagReader, TopicBinding, time_ordered
+from .batching import BatchingEngine
 from .dropout import NS_PER_S, DropoutInterval, DropoutSchedule, Gap, GapFinder
 from .errors import BagError
-from .metrics import MetricAccumulator
+from .metrics import MetricAccumulator, Scores, primary_error, score
 from .outbag import OutputBag
+from .results import (
+    CONDITIONS,
+    DETECTING,
+    DROPOUT,
+    MISSING,
+    PRESENT,
+    DropoutEvent,
+    EvalResult,
+    FrameSample,
+    ModalityTrace,
+)
 
-__all__ = [
-    "CONDITIONS",
-    "DropoutEvent",
-    "EvalResult",
-    "FrameSample",
-    "ModalityTrace",
-    "evaluate_bag",
-]
+__all__ = ["BATCH_TICKS", "LATE_DROPOUT_S", "evaluate_bag"]
 
-PRESENT, DROPOUT, DETECTING, MISSING = 0, 1, 2, 3
-CONDITIONS = ("present", "dropout", "detecting", "missing")
 LATE_DROPOUT_S = 0.5  # "late" dropout metrics: ticks at least this far into a dropout
 FRAMES_PER_GRID = 8
 REORDER_LOOKAHEAD_NS = 200_000_000
@@ -68,64 +71,6 @@ BATCH_TICKS = 64  # ticks fused per engine call (results equal batch-1 calls)
 PRESENT_SCORE_EVERY = 3  # the autoencoding reference is scored on every 3rd present tick
 STATEFUL_KINDS = frozenset({"audio"})  # codecs carrying state between messages (ring buffer)
 MEAN_BASELINE_TICKS = 4096  # dropout ticks kept per modality to score the mean baseline
-
-
-@dataclass
-class DropoutEvent:
-    """A scheduled dropout or a real gap, with when the core first reported it missing."""
-
-    modality: str
-    start_s: float
-    end_s: float
-    source: str  # "explicit", "random" or "gap"
-    detected_s: float | None = None
-
-    @property
-    def detection_delay_s(self) -> float | None:
-        return None if self.detected_s is None else self.detected_s - self.start_s
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "modality": self.modality,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "source": self.source,
-            "detected_s": self.detected_s,
-            "detection_delay_s": self.detection_delay_s,
-        }
-
-
-@dataclass(frozen=True)
-class FrameSample:
-    """One dropout tick of an image modality kept for the frame grid."""
-
-    t_s: float
-    truth: np.ndarray
-    recon: np.ndarray
-    hold: np.ndarray
-
-
-@dataclass
-class ModalityTrace:
-    """Per-tick record of one modality (for the plots)."""
-
-    condition: list[int] = field(default_factory=list)
-    error_model: list[float] = field(default_factory=list)
-    error_hold: list[float] = field(default_factory=list)
-    truth: list[np.ndarray] = field(default_factory=list)  # vector modalities only
-    recon: list[np.ndarray] = field(default_factory=list)  # vector modalities only
-    frames: list[FrameSample] = field(default_factory=list)  # image modalities only
-
-
-@dataclass
-class EvalResult:
-    """Everything the report needs: ``summary`` is metrics.json, the rest feeds the plots."""
-
-    summary: dict[str, Any]
-    specs: tuple[ModalitySpec, ...]
-    tick_s: np.ndarray
-    traces: dict[str, ModalityTrace]
-    events: list[DropoutEvent]
 
 
 def _provenance_means(provenance: Mapping[str, Any], spec: ModalitySpec) -> np.ndarray | None:
@@ -136,48 +81,6 @@ def _provenance_means(provenance: Mapping[str, Any], spec: ModalitySpec) -> np.n
         return None
     mean = np.asarray(means[spec.name], dtype=np.float32)
     return mean.reshape(spec.shape) if mean.size == spec.size else None
-
-
-class _BatchingEngine:
-    """Stands in for the engine inside ``FusionCore.tick``: copies the inputs and mask the core
-    built into the next row of a batch and returns zeros; ``flush`` then runs the real engine
-    once on the whole batch (per-sample results equal batch-1 calls; the engine's contract)."""
-
-    def __init__(self, engine: Engine, batch: int) -> None:
-        self.engine = engine
-        self.manifest = engine.manifest
-        specs = self.manifest.modalities
-        self.inputs = {s.name: np.zeros((batch, *s.shape), np.float32) for s in specs}
-        self.mask = np.zeros((batch, len(specs)), np.float32)
-        self.rows = 0
-        dc = self.manifest.core_latent_dim
-        self._placeholder = EngineResult(
-            core_mean=np.zeros((1, dc), np.float32),
-            core_logvar=np.zeros((1, dc), np.float32),
-            recon={s.name: np.zeros((1, *s.shape), np.float32) for s in specs},
-        )
-
-    @property
-    def full(self) -> bool:
-        return self.rows == len(self.mask)
-
-    def run(self, inputs: Mapping[str, np.ndarray], mask: np.ndarray) -> EngineResult:
-        r = self.rows
-        for name, rows in self.inputs.items():
-            x = inputs.get(name)
-            if x is None:
-                rows[r] = 0.0
-            else:
-                rows[r] = x[0]
-        self.mask[r] = mask[0]
-        self.rows += 1
-        return self._placeholder
-
-    def flush(self) -> EngineResult | None:
-        if self.rows == 0:
-            return None
-        n, self.rows = self.rows, 0
-        return self.engine.run({k: v[:n] for k, v in self.inputs.items()}, self.mask[:n])
 
 
 @dataclass
@@ -206,9 +109,11 @@ class _Pass:
         out_bag: OutputBag | None,
         bindings: Sequence[TopicBinding],
         clock_offset_ns: int,
+        timeouts_ns: Mapping[str, int],
     ) -> None:
         self.specs = engine.manifest.modalities
         self.kinds = {s.name: s.kind for s in self.specs}
+        self.spec_of = {s.name: s for s in self.specs}
         self.names = tuple(s.name for s in self.specs)
         self.schedule = schedule
         self.provenance_means = provenance_means
@@ -222,8 +127,9 @@ class _Pass:
         self.out_bag = out_bag
         self.clock_offset_ns = clock_offset_ns
         self.msgtypes = {b.modality: b.msgtype for b in bindings}
-        self.batcher = _BatchingEngine(engine, BATCH_TICKS)
-        self.core = FusionCore(self.batcher)  # the node's default staleness timeouts
+        self.batcher = BatchingEngine(engine, BATCH_TICKS)
+        # the node's default staleness timeouts unless overridden, as by the node's parameters
+        self.core = FusionCore(self.batcher, timeouts_ns=timeouts_ns)
         self.timeouts_ns = dict(self.core.timeouts_ns)
         self.feed_codecs = {s.name: make_codec(s) for s in self.specs}
         # While a modality is withheld (and until its codec state has caught up again) a copy
@@ -431,39 +337,43 @@ class _Pass:
                     self._write(t, result)
 
     def _score(self, name: str, ticks: list[_Tick], recon: np.ndarray) -> None:
-        acc, trace = self.acc[name], self.traces[name]
-        for condition, key in ((PRESENT, "present"), (DROPOUT, "dropout")):
-            sel = [
-                t
-                for t in ticks
-                if t.condition[name] == condition
-                and (condition == DROPOUT or t.index % PRESENT_SCORE_EVERY == 0)
-            ]
-            if not sel:
-                continue
-            truth = np.stack([t.truth[name] for t in sel])
-            rec = recon[[t.row for t in sel]]
-            for t, err in zip(sel, acc[key].add(truth, rec)):
+        """Score a batch's present (every PRESENT_SCORE_EVERY-th) and dropout ticks; each
+        sample is scored once and its scores go to every accumulator it belongs to."""
+        acc, trace, spec = self.acc[name], self.traces[name], self.spec_of[name]
+
+        def scored(sel: list[_Tick], values: np.ndarray, key: str) -> Scores:
+            scores = score(spec, np.stack([t.truth[name] for t in sel]), values)
+            acc[key].add_scores(scores)
+            return scores
+
+        present = [
+            t for t in ticks if t.condition[name] == PRESENT and t.index % PRESENT_SCORE_EVERY == 0
+        ]
+        if present:
+            scores = scored(present, recon[[t.row for t in present]], "present")
+            for t, err in zip(present, primary_error(spec.kind, scores)):
                 trace.error_model[t.index] = float(err)
-            if condition != DROPOUT:
-                continue
-            late = np.array(
-                [self._t_s(t.now_ns) - t.intervals[name].start_s >= LATE_DROPOUT_S for t in sel]
-            )
-            if late.any():
-                acc["dropout_late"].add(truth[late], rec[late])
-            held = [k for k, t in enumerate(sel) if t.hold[name] is not None]
-            if held:
-                hold = np.stack([sel[k].hold[name] for k in held])
-                for k, err in zip(held, acc["hold"].add(truth[held], hold)):
-                    trace.error_hold[sel[k].index] = float(err)
-                late_held = [j for j, k in enumerate(held) if late[k]]
-                if late_held:
-                    acc["hold_late"].add(truth[held][late_held], hold[late_held])
-            for k in range(len(sel)):
-                self._keep_dropout_truth(name, truth[k])
-            for k, t in enumerate(sel):
-                self._keep_frame(name, t, rec[k])
+        sel = [t for t in ticks if t.condition[name] == DROPOUT]
+        if not sel:
+            return
+        rec = recon[[t.row for t in sel]]
+        late = np.array(
+            [self._t_s(t.now_ns) - t.intervals[name].start_s >= LATE_DROPOUT_S for t in sel]
+        )
+        scores = scored(sel, rec, "dropout")
+        acc["dropout_late"].add_scores({k: v[late] for k, v in scores.items()})
+        for t, err in zip(sel, primary_error(spec.kind, scores)):
+            trace.error_model[t.index] = float(err)
+        held = [k for k, t in enumerate(sel) if t.hold[name] is not None]
+        if held:
+            hold_sel = [sel[k] for k in held]
+            hold = scored(hold_sel, np.stack([t.hold[name] for t in hold_sel]), "hold")
+            acc["hold_late"].add_scores({k: v[late[held]] for k, v in hold.items()})
+            for t, err in zip(hold_sel, primary_error(spec.kind, hold)):
+                trace.error_hold[t.index] = float(err)
+        for k, t in enumerate(sel):
+            self._keep_dropout_truth(name, t.truth[name])
+            self._keep_frame(name, t, rec[k])
 
     def _keep_dropout_truth(self, name: str, truth: np.ndarray) -> None:
         """Reservoir sample (uniform, seeded) of at most MEAN_BASELINE_TICKS dropout truths."""
@@ -620,6 +530,7 @@ def evaluate_bag(
     topic_remaps: Mapping[str, str] | None = None,
     rate_hz: float,
     out_bag_path: Path | None = None,
+    timeouts_s: Mapping[str, float] | None = None,
     progress: bool = True,
 ) -> EvalResult:
     """Run one evaluation pass (module doc).
@@ -632,6 +543,7 @@ def evaluate_bag(
         topic_remaps: modality -> topic overrides.
         rate_hz: fusion tick rate on bag time.
         out_bag_path: where to write the ``--write-bag`` output (must not exist), or None.
+        timeouts_s: per-modality staleness timeouts overriding the node's defaults.
         progress: show a tqdm bar over bag time.
     """
     manifest = engine.manifest
@@ -650,7 +562,8 @@ def evaluate_bag(
             if (mean := _provenance_means(manifest.provenance, s)) is not None
         }
         out_bag = OutputBag(out_bag_path, reader) if out_bag_path is not None else None
-        p = _Pass(engine, schedule, means, t0_ns, out_bag, bindings, offset_ns)
+        timeouts_ns = {k: round(v * NS_PER_S) for k, v in (timeouts_s or {}).items()}
+        p = _Pass(engine, schedule, means, t0_ns, out_bag, bindings, offset_ns, timeouts_ns)
         loop_start = time.perf_counter()
         end_ns = _drive(p, reader, bindings, offset_ns, rate_hz, duration_s, progress)
         p.finish(end_ns)

@@ -41,7 +41,7 @@ from ..manifest import Manifest, ModalitySpec, RosBinding
 from ..model_file import read_manifest
 from .bagio import BagReader, parse_topic_remaps, time_ordered
 from .errors import ModalitySpecError, one_line
-from .staging import staged_dir
+from .staging import interrupt_on_sigterm, staged_dir
 
 __all__ = ["Aligner", "build_parser", "load_modality_specs", "main"]
 
@@ -304,11 +304,15 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    interrupt_on_sigterm()
     try:
         return run(args)
     except (SensorySyncError, OSError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no output written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

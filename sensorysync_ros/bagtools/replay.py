@@ -153,7 +153,11 @@ class _Player:
 def play(args: argparse.Namespace, reader: BagReader, plan: _Plan, player: _Player) -> int:
     """Publish the bag (repeatedly with --loop); returns the number of messages published."""
     start_ns = reader.start_ns
-    length_ns = reader.end_ns - start_ns
+    # One pass lasts the bag's span plus one period of its busiest topic, so the first message
+    # of a pass follows the last of the previous one at the recorded rhythm.
+    span_ns = reader.end_ns - start_ns
+    busiest = max((conn.msgcount for conn, _ in plan.publish.values()), default=1)
+    length_ns = span_ns + span_ns // max(1, busiest - 1)
     conns = [conn for conn, _ in plan.publish.values()]
     published = 0
     if args.wait_subscribers_s > 0 and not player.wait_for_subscribers(args.wait_subscribers_s):
@@ -182,10 +186,10 @@ def play(args: argparse.Namespace, reader: BagReader, plan: _Plan, player: _Play
             player.publish_clock(recv_ns + shift_ns)
             player.publish(conn.id, raw, shift_ns)
             published += 1
-        player.wait_until(loop_wall0 + length_ns / NS_PER_S / args.rate, bag_ns_at)
-        loop += 1
         if not args.loop:
             return published
+        player.wait_until(loop_wall0 + length_ns / NS_PER_S / args.rate, bag_ns_at)
+        loop += 1
 
 
 def build_parser() -> argparse.ArgumentParser:

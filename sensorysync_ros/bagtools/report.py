@@ -17,8 +17,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..manifest import ModalitySpec
-from .evaluation import CONDITIONS, DROPOUT, LATE_DROPOUT_S, PRESENT, EvalResult
+from .evaluation import LATE_DROPOUT_S
 from .metrics import PRIMARY_ERROR
+from .results import CONDITIONS, DROPOUT, PRESENT, EvalResult
 
 __all__ = ["write_report"]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["staged_dir"]
+__all__ = ["interrupt_on_sigterm", "staged_dir"]
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -37,3 +38,12 @@ def staged_dir(out: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _publish(staging, out)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so a killed CLI still removes its staging directory."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
