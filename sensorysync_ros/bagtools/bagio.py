@@ -40,6 +40,7 @@ from .errors import BagError
 
 __all__ = [
     "ACCEPTED_MSG_TYPES",
+    "REORDER_LOOKAHEAD_NS",
     "BagMessage",
     "BagReader",
     "TopicBinding",
@@ -67,6 +68,8 @@ ACCEPTED_MSG_TYPES: dict[str, frozenset[str]] = {
     ),
 }
 
+# How far a message's stamp may trail a later-stamped message in receive order (latency jitter).
+REORDER_LOOKAHEAD_NS = 500_000_000
 # A header/receive-time offset below this is transport latency, not a second clock domain.
 CLOCK_DOMAIN_OFFSET_NS = 1_000_000_000
 

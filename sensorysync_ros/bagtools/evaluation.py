@@ -44,7 +44,7 @@ from ..engine import Engine, EngineResult
 from ..errors import CodecError
 from ..fusion import FusionCore
 from ..manifest import ModalitySpec
-from .bagio import BagMessage, BagReader, TopicBinding, time_ordered
+from .bagio import REORDER_LOOKAHEAD_NS, BagMessage, BagReader, TopicBinding, time_ordered
 from .batching import BatchingEngine
 from .dropout import NS_PER_S, DropoutInterval, DropoutSchedule, Gap, GapFinder
 from .errors import BagError
@@ -66,7 +66,6 @@ __all__ = ["BATCH_TICKS", "LATE_DROPOUT_S", "evaluate_bag"]
 
 LATE_DROPOUT_S = 0.5  # "late" dropout metrics: ticks at least this far into a dropout
 FRAMES_PER_GRID = 8
-REORDER_LOOKAHEAD_NS = 200_000_000
 BATCH_TICKS = 64  # ticks fused per engine call (results equal batch-1 calls)
 PRESENT_SCORE_EVERY = 3  # the autoencoding reference is scored on every 3rd present tick
 STATEFUL_KINDS = frozenset({"audio"})  # codecs carrying state between messages (ring buffer)

@@ -39,13 +39,12 @@ from ..codecs import make_codec
 from ..errors import CodecError, SensorySyncError
 from ..manifest import Manifest, ModalitySpec, RosBinding
 from ..model_file import read_manifest
-from .bagio import BagReader, parse_topic_remaps, time_ordered
+from .bagio import REORDER_LOOKAHEAD_NS, BagReader, parse_topic_remaps, time_ordered
 from .errors import ModalitySpecError, one_line
 from .staging import interrupt_on_sigterm, staged_dir
 
 __all__ = ["Aligner", "build_parser", "load_modality_specs", "main"]
 
-REORDER_LOOKAHEAD_NS = 200_000_000
 Sample = tuple[int, np.ndarray]
 
 
