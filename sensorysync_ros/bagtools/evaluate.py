@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="staleness timeout of a modality, as the node's parameter (default 3 periods)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="ONNX Runtime intra-op threads (default 1: the evaluator batches its engine calls, "
+        "and idle pool threads spin on a shared machine)",
+    )
+    parser.add_argument(
         "--providers",
         default=",".join(DEFAULT_PROVIDERS),
         help="ONNX Runtime execution providers in priority order, comma-separated",
@@ -142,7 +149,10 @@ def summary_line(result: EvalResult, out: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.rate_hz <= 0:
         raise DropoutSpecError(f"--rate-hz must be > 0, got {args.rate_hz!r}")
-    engine = Engine(args.model, providers=[p for p in args.providers.split(",") if p])
+    if args.threads < 1:
+        raise DropoutSpecError(f"--threads must be >= 1, got {args.threads!r}")
+    providers = [p for p in args.providers.split(",") if p]
+    engine = Engine(args.model, providers=providers, threads=args.threads)
     remaps = parse_topic_remaps(args.topic)
     timeouts_s = parse_timeouts(args.timeout, engine.manifest.names)
     explicit, is_random = schedule_builder(args, engine.manifest)
