@@ -156,7 +156,7 @@ def stop(process: subprocess.Popen) -> None:
 def run(args: argparse.Namespace) -> str:
     model = Path(args.model).resolve()
     node_cmd = [
-        sys.executable, "-m", "sensorysync_ros.node", "--executor", args.executor, "--ros-args",
+        sys.executable, "-m", "sensorysync_ros.node", "--ros-args",
         "-p", f"model_path:={model}", "-p", "providers:=[CPUExecutionProvider]",
         "-p", "trigger_modality:=camera", "-p", "fusion_timer:=false",
         "-p", "publish_present_reconstructions:=true",
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> str:
         ("bare engine call (all sensors present)", eng, "in-process"),
     ]
     lines = [
-        f"model `{model.name}`, node executor `{args.executor}`, {args.ticks} camera frames at {args.rate_hz:g} Hz "
+        f"model `{model.name}`, {args.ticks} camera frames at {args.rate_hz:g} Hz "
         f"(+ joints 100 Hz, audio 50 chunks/s), CPU provider, {os.cpu_count()} CPUs, "
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end",
         "",
@@ -217,8 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=1000, help="camera frames (>= 1000)")
     parser.add_argument("--rate-hz", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = default")
-    parser.add_argument("--executor", choices=("single", "events"), default="single",
-                        help="the node's executor (sensorysync_node --executor)")
     parser.add_argument("--out", help="append the table to this markdown file")
     args = parser.parse_args(argv)
     if not Path(args.model).is_file():

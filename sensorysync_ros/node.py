@@ -18,7 +18,6 @@ keep only the newest sample(s) (QoS depth), so a flooding sensor cannot build a 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
-from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn as Ret
 from rclpy.qos import (
@@ -45,7 +44,6 @@ from rclpy.qos import (
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
-from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -420,31 +418,18 @@ class SensorySyncNode(LifecycleNode):
         self._diag_pub.publish(msg)
 
 
-def _executor(kind: str) -> Executor:
-    if kind == "events":
-        from rclpy.experimental import EventsExecutor
-
-        return EventsExecutor()
-    return SingleThreadedExecutor()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the node; with ``autostart`` (default) configure and activate it first.
 
-    Options before ``--ros-args``: ``--executor single|events`` (rclpy's SingleThreadedExecutor,
-    default, or its experimental EventsExecutor, which skips the per-wake-up wait-set rebuild).
     Returns 0 on a clean shutdown, 1 (after one ``error: ...`` line on stderr) when autostart
-    cannot configure or activate it, 2 on a bad option.
+    cannot configure or activate it.
     """
     args = sys.argv if argv is None else [sys.argv[0], *argv]
-    parser = argparse.ArgumentParser(prog="sensorysync_node", description=__doc__.splitlines()[0])
-    parser.add_argument("--executor", choices=("single", "events"), default="single")
-    options = parser.parse_args(remove_ros_args(args)[1:])
     rclpy.init(args=args)
     node: SensorySyncNode | None = None
     try:
         node = SensorySyncNode()
-        executor = _executor(options.executor)
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         if node.autostart:
             if node.trigger_configure() != Ret.SUCCESS:

@@ -26,8 +26,10 @@ PUBLISHER = REPO / "test" / "ros_helpers" / "sensor_publisher.py"
 PARAMS_FILE = REPO / "config" / "sensorysync.yaml"
 RATE_HZ = 30.0
 PERIOD_S = 1.0 / RATE_HZ
-# Scheduling slack on a loaded 2-core machine, added to every "within ..." bound.
+# Delivery slack (publish stamp -> node callback) on a loaded 2-core machine.
 SLACK_S = 0.06
+# Bound on timer stalls for the absolute "within" checks (gross failures only).
+STALL_S = 0.3
 PHASES = "all:1.5,nocamera:1.0,all:1.0,malformed:1.0,none:1.2"
 
 
@@ -58,7 +60,7 @@ def reconstruction_run(stamps_ns: list[int]) -> list[int]:
     """The first run of consecutive ticks (no gap over two periods) in ``stamps_ns``."""
     run: list[int] = []
     for t in sorted(stamps_ns):
-        if run and t - run[-1] > 1e9 * (2 * PERIOD_S + SLACK_S):
+        if run and t - run[-1] > 1e9 * (2 * PERIOD_S + STALL_S):
             break
         run.append(t)
     return run
@@ -125,10 +127,16 @@ def test_dropout_reconstruction_malformed_input_and_total_loss(tiny_robot_model,
     first_after = min(t for t in camera if t >= gap_end)
     run = reconstruction_run([t for t in camera_recon if t >= gap_start])
     assert run, "no camera reconstruction while the camera was silent"
+    # Judged on the node's own ticks (core stamps), so a loaded machine's timer jitter does not
+    # count against it: the first tick past the timeout reconstructs the camera ...
+    ticks = sorted(c.stamp_ns for c in core)
     delay_s = (run[0] - last_before) / 1e9
-    assert timeouts_s["camera"] <= delay_s <= timeouts_s["camera"] + PERIOD_S + SLACK_S
-    # ... and stops within one tick of the camera's return.
-    assert (run[-1] - first_after) / 1e9 <= PERIOD_S + SLACK_S
+    assert timeouts_s["camera"] <= delay_s <= timeouts_s["camera"] + PERIOD_S + STALL_S
+    deadline = last_before + 1e9 * (timeouts_s["camera"] + SLACK_S)
+    assert not [t for t in ticks if deadline < t < run[0]], "ticks past the timeout missed it"
+    # ... and at most one tick after the camera's return still does.
+    assert len([t for t in ticks if first_after < t <= run[-1]]) <= 1
+    assert (run[-1] - first_after) / 1e9 <= PERIOD_S + STALL_S
     # While the camera streams, it is not reconstructed (bar rare scheduling stalls).
     streaming = [
         t for t in camera_recon
@@ -154,7 +162,7 @@ def test_dropout_reconstruction_malformed_input_and_total_loss(tiny_robot_model,
 
     # Every sensor gone: core output stops and diagnostics turn to ERROR.
     last_sample = max(t for m, t, k in published["published"] if k == "good")
-    quiet_after = last_sample + 1e9 * (max(timeouts_s.values()) + PERIOD_S + SLACK_S)
+    quiet_after = last_sample + 1e9 * (max(timeouts_s.values()) + PERIOD_S + STALL_S)
     assert max(c.stamp_ns for c in core) <= quiet_after
     assert statuses["fusion"].level == DiagnosticStatus.ERROR
     assert statuses["fusion"].message == "no sensor present: no core output"

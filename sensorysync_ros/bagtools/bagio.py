@@ -262,9 +262,15 @@ class BagReader:
         if msgtype not in self._stores:
             stores = [self.typestore]
             if msgtype.startswith("audio_common_msgs/") and not self.has_definitions:
-                stores = [base_typestore(v) for v in AUDIO_COMMON_VARIANTS]
+                name = msgtype.rsplit("/", 1)[-1]
+                variants = [v for v, names in AUDIO_COMMON_VARIANTS.items() if name in names]
+                stores = [base_typestore(v) for v in variants] or stores
             self._stores[msgtype] = stores
         return self._stores[msgtype]
+
+    def store_for(self, msgtype: str) -> Typestore:
+        """The type store that reads ``msgtype`` in this bag (for building messages of it)."""
+        return self._stores_for(msgtype)[0]
 
     def deserialize(self, raw: bytes, conn: Connection, recv_ns: int) -> Any:
         """One message of ``conn`` as a rosbags message object; BagError when malformed."""

@@ -12,8 +12,10 @@ from typing import Any
 
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys.store import Typestore
 
-from .bagio import BagReader, base_typestore
+from .bagio import BagReader
 from .errors import BagError
 
 __all__ = ["OutputBag"]
@@ -27,21 +29,14 @@ class OutputBag:
     def __init__(self, path: Path, source: BagReader) -> None:
         self.path = path
         self.source = source
-        self._store = base_typestore()
+        # Plain Kilted (no user types): registering user types in another store would rebind
+        # the module the input bag's audio_common classes resolve their nested types through.
+        self._store = get_typestore(Stores.ROS2_KILTED)
         try:
             self._writer = Writer(path, version=9, storage_plugin=_PLUGINS[source.storage])
             self._writer.open()
         except Exception as err:  # rosbags raises WriterError / OSError
             raise BagError(f"cannot create output bag {str(path)!r}: {err}") from err
-        self._by_id: dict[int, Connection] = {}
-        for conn in source.connections:
-            self._by_id[conn.id] = self._writer.add_connection(
-                conn.topic,
-                conn.msgtype,
-                msgdef=conn.msgdef.data or None,
-                rihs01=conn.digest or None,
-                typestore=source.typestore,
-            )
         self._added: dict[str, tuple[Connection, str, Any]] = {}
 
     def __enter__(self) -> OutputBag:
@@ -51,17 +46,33 @@ class OutputBag:
         self._writer.close()
 
     def copy_originals(self) -> int:
-        """Copy every message of the input bag; returns the count."""
+        """Copy every message of the input bag; returns the count. Called after the pass, so a
+        bag without type definitions gets those of the audio_common variant that read it."""
+        by_id = {
+            conn.id: self._writer.add_connection(
+                conn.topic,
+                conn.msgtype,
+                msgdef=conn.msgdef.data or None,
+                rihs01=conn.digest or None,
+                typestore=self.source.store_for(conn.msgtype),
+            )
+            for conn in self.source.connections
+        }
         count = 0
         for conn, recv_ns, raw in self.source.raw_messages():
-            self._writer.write(self._by_id[conn.id], recv_ns, raw)
+            self._writer.write(by_id[conn.id], recv_ns, raw)
             count += 1
         return count
 
+    def _store_of(self, msgtype: str) -> Typestore:
+        """The input bag's store for its own types (the audio_common variant it carries), the
+        ROS 2 Kilted store for the rest (the core Image)."""
+        store = self.source.store_for(msgtype)
+        return store if msgtype in store.types else self._store
+
     def msg_class(self, msgtype: str) -> type:
         """The class to build an output message of ``msgtype`` with."""
-        store = self._store if msgtype in self._store.types else self.source.typestore
-        return store.types[msgtype]
+        return self._store_of(msgtype).types[msgtype]
 
     def header(self, stamp_ns: int, frame_id: str) -> Any:
         time_cls = self._store.types["builtin_interfaces/msg/Time"]
@@ -71,7 +82,7 @@ class OutputBag:
     def write(self, topic: str, msgtype: str, t_ns: int, msg: Any) -> None:
         """Serialise ``msg`` onto ``topic`` (added on first use) at receive time ``t_ns``."""
         if topic not in self._added:
-            store = self._store if msgtype in self._store.types else self.source.typestore
+            store = self._store_of(msgtype)
             if any(c.topic == topic for c in self.source.connections):
                 raise BagError(
                     f"input bag {str(self.source.path)!r} already has topic {topic!r}; "

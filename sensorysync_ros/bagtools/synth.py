@@ -22,6 +22,7 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys.store import Typestore
 
+from ..codecs import pcm_to_msg
 from ..errors import SensorySyncError
 from ..manifest import ModalitySpec
 from ..model_file import read_manifest
@@ -114,22 +115,19 @@ def _joints(store: Typestore, robot: SyntheticRobot, spec: ModalitySpec, t_ns: i
 
 
 class _Tone:
-    """Phase-continuous tone chunks (Float32MultiArray PCM in [-1, 1])."""
+    """Phase-continuous tone chunks as PCM in [-1, 1]."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self.phase = 0.0
 
-    def chunk(self, store: Typestore, robot: SyntheticRobot, n: int, t_s: float) -> Any:
+    def chunk(self, robot: SyntheticRobot, n: int, t_s: float) -> np.ndarray:
         hz = robot.tone_hz(t_s)
         steps = self.phase + 2 * np.pi * hz / self.sample_rate * np.arange(1, n + 1)
         self.phase = float(steps[-1]) % (2 * np.pi)
         if robot.static:
             steps = 2 * np.pi * hz / self.sample_rate * np.arange(n)
-        layout = store.types["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
-        return store.types["std_msgs/msg/Float32MultiArray"](
-            layout=layout, data=(0.5 * np.sin(steps)).astype(np.float32)
-        )
+        return (0.5 * np.sin(steps)).astype(np.float32)
 
 
 def _events(
@@ -154,22 +152,25 @@ def write_synthetic_bag(
     robot: SyntheticRobot | None = None,
     gaps: Sequence[tuple[str, float, float]] = (),
     start_ns: int = DEFAULT_START_NS,
+    audio_msgtype: str = "std_msgs/msg/Float32MultiArray",
+    audio_variant: str = "ros_drivers",
 ) -> Path:
     """Write a bag with one topic per modality (the manifest's default topics and rates).
 
     ``gaps``: ``(modality, start_s, end_s)`` intervals with no messages (real sensor outages).
-    Audio modalities are written as Float32MultiArray chunks of ``sample_rate / rate_hz``
-    samples; image, vector modalities as Image (rgb8 / mono8) and JointState.
+    Audio modalities are written as chunks of ``sample_rate / rate_hz`` samples in
+    ``audio_msgtype`` (any type the audio codec reads; audio_common_msgs types from the shipped
+    ``audio_variant``), image and vector modalities as Image (rgb8 / mono8) and JointState.
     """
     path = Path(path)
     robot = robot or SyntheticRobot()
-    store = base_typestore()
+    store = base_typestore(audio_variant)
     builders = {"image": _image, "vector": _joints}
     tones = {s.name: _Tone(int(s.preprocess["sample_rate"])) for s in specs if s.kind == "audio"}
     msgtypes = {
         "image": "sensor_msgs/msg/Image",
         "vector": "sensor_msgs/msg/JointState",
-        "audio": "std_msgs/msg/Float32MultiArray",
+        "audio": audio_msgtype,
     }
     with Writer(path, version=9, storage_plugin=_PLUGINS[storage]) as writer:
         conns = {
@@ -184,7 +185,11 @@ def write_synthetic_bag(
                 continue
             if spec.kind == "audio":
                 n = round(int(spec.preprocess["sample_rate"]) / spec.ros.rate_hz)
-                msg = tones[spec.name].chunk(store, robot, n, t_s)
+                pcm = tones[spec.name].chunk(robot, n, t_s)
+                header = _header(store, stamp_ns, "microphone")
+                msg = pcm_to_msg(
+                    pcm, header, store.types[audio_msgtype], tones[spec.name].sample_rate
+                )
             else:
                 msg = builders[spec.kind](store, robot, spec, stamp_ns, t_s)
             writer.write(conns[spec.name], stamp_ns, store.serialize_cdr(msg, msgtypes[spec.kind]))
