@@ -143,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout-s", type=float, default=5.0)
     parser.add_argument("--rate-hz", type=float, default=30.0)
     parser.add_argument("--out", help="append the table to this markdown file")
+    parser.add_argument("--domain-id", type=int, default=143,
+                        help="ROS_DOMAIN_ID of this run (keeps other ROS traffic out)")
     args = parser.parse_args(argv)
+    # Before rclpy starts here or in a child: an own domain, localhost-only discovery.
+    os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     if not Path(args.model).is_file():
         print(f"error: model {args.model!r} not found; pass --model <file.onnx>", file=sys.stderr)
         return 1

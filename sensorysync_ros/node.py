@@ -54,8 +54,21 @@ from .errors import ModelLoadError, SensorySyncError
 from .fusion import FusionCore
 from .manifest import Manifest
 from .model_file import read_manifest
-from .node_config import PARAMETERS, InputConfig, NodeConfig, build_node_config
-from .node_diagnostics import FusionReport, LatencyWindow, SensorStats, fusion_status, sensor_status
+from .node_config import (
+    PARAMETERS,
+    InputConfig,
+    NodeConfig,
+    NodeConfigError,
+    build_node_config,
+)
+from .node_diagnostics import (
+    MISSING_AFTER_TIMEOUTS,
+    FusionReport,
+    LatencyWindow,
+    SensorStats,
+    fusion_status,
+    sensor_status,
+)
 
 __all__ = [
     "CORE_TOPIC",
@@ -142,6 +155,11 @@ class _Input:
     def timeout_ns(self) -> int:
         return round(self.config.timeout_s * 1e9)
 
+    @property
+    def reset_after_ns(self) -> int:
+        """A gap this long is a dropout (the sensor is reported missing), not jitter."""
+        return round(self.config.timeout_s * 1e9 * MISSING_AFTER_TIMEOUTS)
+
 
 class SensorySyncNode(LifecycleNode):
     """Fuses the live sensors into a core latent and reconstructs the ones that drop out."""
@@ -171,7 +189,10 @@ class SensorySyncNode(LifecycleNode):
 
     @property
     def autostart(self) -> bool:
-        return bool(self.get_parameter("autostart").value)
+        value = self.get_parameter("autostart").value
+        if not isinstance(value, bool):
+            raise NodeConfigError(f"parameter 'autostart' must be true or false, got {value!r}")
+        return value
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -316,8 +337,8 @@ class SensorySyncNode(LifecycleNode):
         now_ns = self.get_clock().now().nanoseconds
         if item.last_ok_ns is not None and now_ns < item.last_ok_ns:
             self._forget_all()  # the clock jumped back (e.g. a looping bag with use_sim_time)
-        elif item.last_ok_ns is not None and now_ns - item.last_ok_ns > item.timeout_ns:
-            item.codec.reset()  # back after a dropout: no stale state (the audio ring buffer)
+        elif item.last_ok_ns is not None and now_ns - item.last_ok_ns > item.reset_after_ns:
+            item.codec.reset()  # back after a real dropout: no stale state (audio ring buffer)
         try:
             sample = item.codec.decode(msg)
             if sample is not None:  # None: e.g. the audio window is still filling
@@ -431,7 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         node = SensorySyncNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        if node.autostart:
+        try:
+            autostart = node.autostart
+        except NodeConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        if autostart:
             if node.trigger_configure() != Ret.SUCCESS:
                 print(f"error: {node.failure_reason}", file=sys.stderr)
                 return 1

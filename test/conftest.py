@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,19 @@ def tiny_fmnist_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model_factory import export_tiny_fmnist_model
 
     return export_tiny_fmnist_model(tmp_path_factory.mktemp("tiny_fmnist") / "tiny_fmnist.onnx")
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch intra-op thread during the test, restored after.
+
+    CI runs ``pytest -n 2`` on 2 cores: small-tensor torch tests with the default thread count
+    oversubscribe them and run several times slower (test_likelihood + test_baselines on the
+    loaded 2-core box: about 1 min with one thread, 3 min with the default).
+    """
+    import torch  # only tests that use torch pay for the import
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

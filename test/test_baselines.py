@@ -15,6 +15,8 @@ from sensorysync_training.config import Config, ModalityConfig, NetworkConfig, l
 from sensorysync_training.data import load_splits
 from sensorysync_training.registry import build_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.yaml"
 
 
@@ -167,5 +169,5 @@ def test_baseline_losses_are_finite_and_decrease_on_fashion_mnist(model_type: st
         optim.zero_grad()
         terms["loss"].backward()
         optim.step()
-        losses.append(float(terms["loss"]))
+        losses.append(float(terms["loss"].detach()))
     assert sum(losses[-5:]) < 0.9 * sum(losses[:5]), losses

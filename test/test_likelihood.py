@@ -33,6 +33,8 @@ from sensorysync_training.registry import build_model
 from sensorysync_training.train import main as train_main
 from torch import Tensor
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 DTYPE = torch.float64
 WIDEN = 1.3  # proposal variance = WIDEN * exact posterior variance
 SHIFT = 0.15  # proposal mean = exact mean + SHIFT * exact std
@@ -377,6 +379,14 @@ def test_likelihood_table_cli_writes_table_2(tmp_path: Path, capsys) -> None:
     table = out.with_name("table.md").read_text()
     assert "| metric | input | N | K | sensorysync | jmvae | mvae |" in table
     assert "| log p(x1 \\| x2) | L | 2 | 32 |" in table
+    label_only = tmp_path / "label"
+    argv = [*checkpoints, "--label-only", "--label-points", "2", "--label-samples", "8"]
+    assert likelihood_main([*argv, "--out", str(label_only)]) == 0
+    rows = json.loads(label_only.with_name("label.json").read_text())["rows"]
+    assert [r["key"] for r in rows] == [
+        "log_p_x1_x2_from_L@K8",
+        "log_p_x1_given_x2_from_L@K8",
+    ]
     capsys.readouterr()
     assert likelihood_main([*checkpoints, "--names", "one", "--out", str(out)]) == 1
     assert capsys.readouterr().err.startswith("error: --names gives 1 names for 3 checkpoints")

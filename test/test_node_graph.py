@@ -82,12 +82,16 @@ def _published(log: dict, modality: str, kind: str = "good") -> list[int]:
 @pytest.mark.timeout(120)
 def test_dropout_reconstruction_malformed_input_and_total_loss(tiny_robot_model, tmp_path):
     manifest = read_manifest(tiny_robot_model)
-    timeouts_s = {m.name: 3.0 / m.ros.rate_hz for m in manifest.modalities}
+    # Camera: the default 3 periods (0.1 s), the timing under test. Joints and audio: longer
+    # than their defaults (0.03 s, 0.06 s), so a loaded machine's stalls do not flap them.
+    timeouts_s = {"camera": 3.0 / 30.0, "joints": 0.1, "audio": 0.15}
     node = start(
         node_command(
             tiny_robot_model,
             f"fusion_rate_hz:={RATE_HZ}",
             "diagnostics_period_s:=0.25",
+            f"modalities.joints.timeout_s:={timeouts_s['joints']}",
+            f"modalities.audio.timeout_s:={timeouts_s['audio']}",
             # Deep enough that no malformed message is overwritten before the node reads it.
             "modalities.camera.qos_depth:=5",
             "modalities.joints.qos_depth:=5",
@@ -146,7 +150,7 @@ def test_dropout_reconstruction_malformed_input_and_total_loss(tiny_robot_model,
     # Meanwhile the core keeps coming, with the camera marked absent and the joints present.
     gap_core = [c for c in core if last_before + timeouts_s["camera"] * 1e9 < c.stamp_ns
                 < first_after]
-    assert len(gap_core) >= 0.6 * RATE_HZ * (first_after - last_before) / 1e9
+    assert len(gap_core) >= 0.4 * RATE_HZ * (first_after - last_before) / 1e9
     assert not any(c.present[0] for c in gap_core)
     assert sum(c.present[2] for c in gap_core) >= 0.8 * len(gap_core)
 
@@ -157,7 +161,7 @@ def test_dropout_reconstruction_malformed_input_and_total_loss(tiny_robot_model,
         assert sent > 0
         assert values(statuses[name])["malformed"] == str(sent), (name, values(statuses[name]))
     bad_core = [c for c in core if bad_start < c.stamp_ns < bad_end]
-    assert len(bad_core) >= 0.6 * RATE_HZ * (bad_end - bad_start) / 1e9
+    assert len(bad_core) >= 0.4 * RATE_HZ * (bad_end - bad_start) / 1e9
     assert sum(c.present.all() for c in bad_core) >= 0.8 * len(bad_core)
 
     # Every sensor gone: core output stops and diagnostics turn to ERROR.
@@ -187,6 +191,9 @@ def test_autostart_refuses_bad_model_or_parameters_with_one_line(tiny_robot_mode
         "missing": (node_command(tmp_path / "nope.onnx"), "nope.onnx"),
         "corrupt": (node_command(corrupt), "corrupt.onnx"),
         "zero_rate": (node_command(tiny_robot_model, "fusion_rate_hz:=0.0"), "fusion_rate_hz"),
+        "bad_autostart": (
+            node_command(tiny_robot_model, "autostart:=maybe"), "'autostart' must be true or false"
+        ),
         "unknown_modality": (
             node_command(tiny_robot_model, "modalities.lidar.topic:=/scan"),
             "modality 'lidar'",

@@ -185,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--label-samples", type=int, default=5000, help="K of the extra label-proposal rows"
     )
+    p.add_argument("--label-only", action="store_true", help="only the extra label-proposal rows")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (importance samples)")
     p.add_argument(
         "--max-batch-samples",
@@ -227,12 +228,18 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     if args.data_dir is not None:
         config = config.replace(data=dataclasses.replace(config.data, dir=args.data_dir))
     test = load_splits(config).test
+    if args.label_only and args.label_points <= 0:
+        raise LikelihoodError("--label-only needs --label-points > 0")
     if not 0 < args.num_points <= len(test) or args.label_points > len(test):
         raise LikelihoodError(
             f"--num-points {args.num_points} / --label-points {args.label_points}: the test "
             f"split has {len(test)} points"
         )
-    rows = [_row_info(r, r.key, args.num_points, args.num_samples) for r in ROWS]
+    rows = (
+        []
+        if args.label_only
+        else [_row_info(r, r.key, args.num_points, args.num_samples) for r in ROWS]
+    )
     if args.label_points > 0:
         rows += [
             _row_info(r, f"{r.key}@K{args.label_samples}", args.label_points, args.label_samples)
@@ -242,8 +249,10 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     for i, (path, (model, cfg, info)) in enumerate(zip(args.checkpoints, loaded)):
         name = args.names[i] if args.names else cfg.model.type
         common = {"seed": args.seed, "max_batch_samples": args.max_batch_samples, "label": name}
-        xs = [t[: args.num_points].to(args.device) for t in test.tensors]
-        estimates = evaluate_model(model, xs, ROWS, num_samples=args.num_samples, **common)
+        estimates: dict[str, Estimate] = {}
+        if not args.label_only:
+            xs = [t[: args.num_points].to(args.device) for t in test.tensors]
+            estimates = evaluate_model(model, xs, ROWS, num_samples=args.num_samples, **common)
         if args.label_points > 0:
             xs = [t[: args.label_points].to(args.device) for t in test.tensors]
             extra = evaluate_model(model, xs, LABEL_ROWS, num_samples=args.label_samples, **common)
