@@ -62,7 +62,7 @@ from .results import (
     ModalityTrace,
 )
 
-__all__ = ["BATCH_TICKS", "LATE_DROPOUT_S", "evaluate_bag"]
+__all__ = ["BATCH_TICKS", "LATE_DROPOUT_S", "PRESENT_SCORE_EVERY", "evaluate_bag"]
 
 LATE_DROPOUT_S = 0.5  # "late" dropout metrics: ticks at least this far into a dropout
 FRAMES_PER_GRID = 8

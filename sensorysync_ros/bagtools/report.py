@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..manifest import ModalitySpec
-from .evaluation import LATE_DROPOUT_S
+from .evaluation import LATE_DROPOUT_S, PRESENT_SCORE_EVERY
 from .metrics import PRIMARY_ERROR
 from .results import CONDITIONS, DROPOUT, PRESENT, EvalResult
 
@@ -177,9 +177,10 @@ def _markdown(result: EvalResult, images: dict[str, list[str]]) -> str:
         "",
         f"Dropout rows score what the node publishes while the sensor is missing against the "
         f"recorded truth; `{late}` keeps the ticks at least {LATE_DROPOUT_S:g} s into a dropout. "
-        f"The present row is the autoencoding reference.",
+        f"The present row is the autoencoding reference, scored on one present tick in "
+        f"{PRESENT_SCORE_EVERY}.",
         "",
-        "| modality | condition | ticks | model | hold last value | mean |",
+        "| modality | condition | scored ticks | model | hold last value | mean |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for spec in result.specs:
