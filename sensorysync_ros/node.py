@@ -405,9 +405,17 @@ class SensorySyncNode(LifecycleNode):
                 continue
             assert item.publisher is not None
             name = item.config.modality
-            msg = item.codec.encode(
-                out.recon[name], Header(stamp=stamp, frame_id=item.frame_id), msg_cls=item.msg_cls
-            )
+            try:
+                msg = item.codec.encode(
+                    out.recon[name],
+                    Header(stamp=stamp, frame_id=item.frame_id),
+                    msg_cls=item.msg_cls,
+                )
+            except SensorySyncError as err:  # e.g. a model emitting non-finite values
+                self.get_logger().error(
+                    f"cannot publish the {name} reconstruction: {err}", throttle_duration_sec=5.0
+                )
+                continue
             item.publisher.publish(msg)
         self._outputs += 1
 

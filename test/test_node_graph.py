@@ -33,9 +33,13 @@ STALL_S = 0.3
 PHASES = "all:1.5,nocamera:1.0,all:1.0,malformed:1.0,none:1.2"
 
 
-def node_command(model: Path, *params: str) -> list[str]:
-    """The node's command line with the shipped params file plus ``name:=value`` overrides."""
-    args = ["--params-file", str(PARAMS_FILE), "-p", f"model_path:={model}"]
+def node_command(model: Path, *params: str, params_file: bool = True) -> list[str]:
+    """The node's command line with the shipped params file plus ``name:=value`` overrides.
+
+    (rcl silently drops a ``-p`` override whose type differs from the params file's value.)
+    """
+    args = ["--params-file", str(PARAMS_FILE)] if params_file else []
+    args += ["-p", f"model_path:={model}"]
     for param in params:
         args += ["-p", param]
     return [sys.executable, "-m", "sensorysync_ros.node", "--ros-args", *args]
@@ -192,7 +196,8 @@ def test_autostart_refuses_bad_model_or_parameters_with_one_line(tiny_robot_mode
         "corrupt": (node_command(corrupt), "corrupt.onnx"),
         "zero_rate": (node_command(tiny_robot_model, "fusion_rate_hz:=0.0"), "fusion_rate_hz"),
         "bad_autostart": (
-            node_command(tiny_robot_model, "autostart:=maybe"), "'autostart' must be true or false"
+            node_command(tiny_robot_model, "autostart:=maybe", params_file=False),
+            "'autostart' must be true or false",
         ),
         "unknown_modality": (
             node_command(tiny_robot_model, "modalities.lidar.topic:=/scan"),
@@ -204,8 +209,13 @@ def test_autostart_refuses_bad_model_or_parameters_with_one_line(tiny_robot_mode
                                env=os.environ.copy())
         for name, (cmd, _) in cases.items()
     }
-    for name, process in runs.items():
-        _, stderr = process.communicate(timeout=60)
-        last = stderr.strip().splitlines()[-1]
-        assert process.returncode == 1, (name, stderr)
-        assert last.startswith("error: ") and cases[name][1] in last, (name, stderr)
+    try:
+        for name, process in runs.items():
+            _, stderr = process.communicate(timeout=60)
+            last = stderr.strip().splitlines()[-1]
+            assert process.returncode == 1, (name, stderr)
+            assert last.startswith("error: ") and cases[name][1] in last, (name, stderr)
+    finally:
+        for process in runs.values():
+            if process.poll() is None:
+                process.kill()
