@@ -23,6 +23,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from rosbags.highlevel import AnyReader
+
 from .bagtools import evaluate
 from .bagtools.dropout import DropoutInterval, parse_drop_spec
 from .errors import SensorySyncError
@@ -35,6 +37,7 @@ __all__ = ["build_parser", "main", "sample_bag_path"]
 TRUTH_PREFIX = "/truth"
 REPO = Path(__file__).resolve().parents[1]
 _STARTUP_TIMEOUT_S = 60.0
+_LEAD_S = 2.0  # simulator start -> time zero of the dropout schedule (DDS discovery settles)
 
 
 def sample_bag_path() -> Path:
@@ -95,8 +98,11 @@ def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
 
 
 def _live(args: argparse.Namespace, model: Path, drops: list[DropoutInterval],
-          work: Path) -> dict[str, object]:
-    """Run node + simulator, record, and write the live report into ``work``."""
+          work: Path) -> tuple[dict[str, object], int]:
+    """Run node + simulator, record, and write the live report into ``work``.
+
+    Returns the metrics and the stamp that the dropout times count from.
+    """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -128,9 +134,10 @@ def _live(args: argparse.Namespace, model: Path, drops: list[DropoutInterval],
             print(f"node up; simulating {args.duration:g} s with dropouts "
                   + ", ".join(f"{d.modality} {d.start_s:g}-{d.end_s:g} s" for d in drops),
                   flush=True)
-            sim_cmd = [_tool("sensorysync-sim"), "--duration", str(args.duration),
+            origin_ns = time.time_ns() + round(_LEAD_S * 1e9)
+            sim_cmd = [_tool("sensorysync-sim"), "--duration", f"{args.duration + _LEAD_S:g}",
                        "--seed", str(args.seed), "--camera-size", str(args.camera_size),
-                       "--truth-prefix", TRUTH_PREFIX]
+                       "--truth-prefix", TRUTH_PREFIX, "--drop-origin-ns", str(origin_ns)]
             for d in drops:
                 sim_cmd += ["--drop", f"{d.modality}:{d.start_s:g}-{d.end_s:g}"]
             procs.append(subprocess.Popen(sim_cmd, stdout=logs["sim"], stderr=subprocess.STDOUT))
@@ -159,11 +166,11 @@ def _live(args: argparse.Namespace, model: Path, drops: list[DropoutInterval],
         rclpy.try_shutdown()
         for f in logs.values():
             f.close()
-    run = load_run(truth_bag, live_bag, manifest, TRUTH_PREFIX)
+    run = load_run(truth_bag, live_bag, manifest, TRUTH_PREFIX, origin_ns)
     notes = {"model": str(model), "duration_s": args.duration, "seed": args.seed,
              "camera_size": args.camera_size, "messages_recorded": counts,
              "offline_report": "offline/report.md"}
-    return write_live_report(run, manifest, drops, work, notes=notes)
+    return write_live_report(run, manifest, drops, work, notes=notes), origin_ns
 
 
 def _wait_for_node(node: object, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -186,9 +193,11 @@ def _wait_for_node(node: object, proc: subprocess.Popen[bytes], log: Path) -> No
 
 
 def _offline(bag: Path, model: Path, drops: list[DropoutInterval], out: Path,
-             remaps: dict[str, str]) -> int:
+             remaps: dict[str, str], shift_s: float = 0.0) -> int:
+    """sensorysync-eval on ``bag``; dropout times shifted by ``shift_s`` (bag start -> origin)."""
     argv = [str(bag), "--model", str(model), "--out", str(out)]
-    argv += [a for d in drops for a in ("--drop", f"{d.modality}:{d.start_s:g}-{d.end_s:g}")]
+    argv += [a for d in drops for a in (
+        "--drop", f"{d.modality}:{d.start_s + shift_s:.3f}-{d.end_s + shift_s:.3f}")]
     argv += [a for m, t in remaps.items() for a in ("--topic", f"{m}={t}")]
     return evaluate.main(argv)
 
@@ -218,9 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from .sim.msgs import TOPICS
 
-            _live(args, model, drops, work)
+            _, origin_ns = _live(args, model, drops, work)
             remaps = {m: f"{TRUTH_PREFIX}{TOPICS[m][0]}" for m in names if m in TOPICS}
-            rc = _offline(work / "truth_bag", model, drops, work / "offline", remaps)
+            with AnyReader([work / "truth_bag"]) as reader:
+                shift_s = (origin_ns - reader.start_time) / 1e9
+            rc = _offline(work / "truth_bag", model, drops, work / "offline", remaps, shift_s)
             summary = "report.md"
         if rc != 0:
             return rc

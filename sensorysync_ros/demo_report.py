@@ -34,7 +34,7 @@ _COLOURS = {"camera": "tab:red", "audio": "tab:blue", "joints": "tab:green"}
 
 @dataclass
 class LiveRun:
-    """What the demo recorded, as arrays on one time axis (seconds from the simulator start)."""
+    """What the demo recorded, as arrays on one time axis (seconds from ``start_ns``)."""
 
     start_ns: int
     truth_frames: tuple[np.ndarray, np.ndarray]  # stamps_ns (F,), tensors (F, C, H, W)
@@ -58,8 +58,11 @@ def _read(bag: Path) -> dict[str, list[tuple[int, Any]]]:
     return out
 
 
-def load_run(truth_bag: Path, live_bag: Path, manifest: Manifest, truth_prefix: str) -> LiveRun:
-    """Decode the two demo bags (camera, joints and core topics)."""
+def load_run(
+    truth_bag: Path, live_bag: Path, manifest: Manifest, truth_prefix: str, origin_ns: int
+) -> LiveRun:
+    """Decode the two demo bags (camera, joints and core topics); times count from
+    ``origin_ns``, the stamp the dropout schedule counts from."""
     cam = manifest.modality("camera")
     truth, live = _read(truth_bag), _read(live_bag)
     frames = truth.get(f"{truth_prefix}/camera/image_raw", [])
@@ -87,7 +90,7 @@ def load_run(truth_bag: Path, live_bag: Path, manifest: Manifest, truth_prefix: 
     t_frames = column(frames, image)
     t_joints = column(joints, positions)
     return LiveRun(
-        start_ns=int(min(t_frames[0][0], t_joints[0][0])),
+        start_ns=origin_ns,
         truth_frames=(t_frames[0], t_frames[2]),
         truth_joints=(t_joints[0], t_joints[2]),
         recon_frames=column(live.get("/sensorysync/camera/reconstruction", []), image),
@@ -223,7 +226,7 @@ def _error_plot(run: LiveRun, manifest: Manifest, drops: list[DropoutInterval],
                              color=_COLOURS.get(name, "gray"), alpha=0.7, lw=0)
     ax3.set_yticks([i + 0.5 for i in range(len(manifest.names))], manifest.names)
     ax3.set_ylabel("present (core)")
-    ax3.set_xlabel("time since simulator start (s); shaded: scheduled dropouts")
+    ax3.set_xlabel("time (s) on the dropout schedule's clock; shaded: scheduled dropouts")
     _save(fig, path)
 
 
@@ -301,7 +304,7 @@ def write_live_report(
         f"- model: `{notes['model']}` ({notes.get('provider', 'ONNX Runtime')})",
         f"- simulator: {notes['duration_s']:g} s, seed {notes['seed']}, camera "
         f"{notes['camera_size']}x{notes['camera_size']}",
-        "- dropouts (seconds after the simulator start): "
+        "- dropouts (seconds on the schedule's clock, which starts 2 s after the simulator): "
         + ", ".join(f"{d.modality} {d.start_s:g}-{d.end_s:g} s" for d in drops),
         f"- latency, fusion tick -> reconstruction received by the recorder: p50 "
         f"{metrics['latency_ms']['p50']:.2f} ms, p99 {metrics['latency_ms']['p99']:.2f} ms "

@@ -340,7 +340,7 @@ def test_console_script_exit_status_and_single_line(tmp_path, tiny_robot_model):
 
 
 def test_interrupted_run_leaves_no_output(tmp_path, tiny_robot_model, engine):
-    bag = write_synthetic_bag(tmp_path / "long", engine.manifest.modalities, 30.0, storage="mcap")
+    bag = write_synthetic_bag(tmp_path / "long", engine.manifest.modalities, 60.0, storage="mcap")
     out = tmp_path / "results" / "eval"
     exe = Path(sys.executable).with_name("sensorysync-eval")
     process = subprocess.Popen(
@@ -350,7 +350,7 @@ def test_interrupted_run_leaves_no_output(tmp_path, tiny_robot_model, engine):
             "--model",
             str(tiny_robot_model),
             "--drop",
-            "camera:5-25",
+            "camera:5-55",
             "--write-bag",
             "--out",
             str(out),

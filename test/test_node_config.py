@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,15 @@ def test_latency_window_summarises_and_clears():
         window.add(ns)
     assert window.summary_ms() == (3.0, 9.0)
     assert window.summary_ms() is None
+
+
+def test_default_model_is_the_shipped_one_or_the_error_names_where_it_looked():
+    from sensorysync_ros.errors import ModelLoadError
+    from sensorysync_ros.node import default_model_path
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "default.onnx"
+    if shipped.is_file():
+        assert default_model_path().name == "default.onnx"
+    else:
+        with pytest.raises(ModelLoadError, match="pass model_path:="):
+            default_model_path()

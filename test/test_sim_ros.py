@@ -98,7 +98,7 @@ def test_live_node_publishes_three_topics_and_drops_on_schedule():
     node.create_subscription(Float32MultiArray, "audio",
                              lambda m: got["audio"].append(time.time_ns()),
                              qos_profile_sensor_data)
-    proc = subprocess.Popen([*SIM, "--duration", "4", "--drop", "camera:2-3"],
+    proc = subprocess.Popen([*SIM, "--duration", "6", "--drop", "camera:3-4"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -113,14 +113,15 @@ def test_live_node_publishes_three_topics_and_drops_on_schedule():
         node.destroy_node()
         rclpy.shutdown()
     assert proc.returncode == 0, output
-    # discovery takes a moment, so count over what arrived; rates from the stamps
+    # discovery takes a moment and a loaded machine skips frames: count loosely (150 frames,
+    # 600 joint states, 300 audio chunks were due); rates from the stamps
     joints = np.diff(np.array(got["joints"])) * 1e-9
     camera = np.diff(np.array(got["camera"])) * 1e-9
-    assert len(got["joints"]) > 200 and np.median(joints) == pytest.approx(0.01, abs=0.002)
-    assert len(got["audio"]) > 100
-    assert len(got["camera"]) > 50 and np.median(camera) == pytest.approx(1 / 30, abs=0.005)
+    assert len(got["joints"]) > 300 and np.median(joints) == pytest.approx(0.01, abs=0.002)
+    assert len(got["audio"]) > 150
+    assert len(got["camera"]) > 40 and np.median(camera) == pytest.approx(1 / 30, abs=0.005)
     gap = int(np.argmax(camera))
-    assert camera[gap] == pytest.approx(1.0, abs=0.1), "the camera gap of camera:2-3"
+    assert camera[gap] == pytest.approx(1.0, abs=0.1), "the camera gap of camera:3-4"
     during = np.array(got["joints"])
     during = during[(during > got["camera"][gap]) & (during < got["camera"][gap + 1])]
     assert len(during) > 80, "joints keep flowing while the camera is dropped"

@@ -8,8 +8,9 @@ refills after the dropout exactly as on the robot) while the evaluator keeps the
 
 Engine calls are batched: the core's ``tick`` runs unchanged against a stand-in engine that
 copies the inputs and mask the core built into one row of a batch; the real engine then runs
-``BATCH_TICKS`` ticks in one call (per-sample results equal batch-1 calls, which the engine
-guarantees and ``test_bag_evaluate`` checks against plain ``FusionCore.tick``).
+``BATCH_TICKS`` ticks in one call, in a worker thread while the next batch is decoded
+(per-sample results equal batch-1 calls, which the engine guarantees and ``test_bag_evaluate``
+checks against plain ``FusionCore.tick``).
 
 At each tick and for each modality the tick falls in one condition:
 
@@ -31,6 +32,8 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +161,7 @@ class _Pass:
         self.traces = {s.name: ModalityTrace() for s in self.specs}
         self.tick_ns: list[int] = []
         self.pending: list[_Tick] = []
+        self.in_flight: tuple[Future[EngineResult] | None, list[_Tick]] | None = None
         self.empty_ticks = 0
         self.frame_targets = self._frame_targets()
 
@@ -321,9 +325,16 @@ class _Pass:
             self.flush()
 
     def flush(self) -> None:
-        """Run the engine on the pending batch and score its ticks."""
-        result = self.batcher.flush()
+        """Start the engine on the pending batch; score the batch before it meanwhile."""
+        future = self.batcher.flush()
         ticks, self.pending = self.pending, []
+        previous, self.in_flight = self.in_flight, (future, ticks)
+        if previous is not None:
+            self._collect(*previous)
+
+    def _collect(self, future: Future[EngineResult] | None, ticks: list[_Tick]) -> None:
+        """Score a batch's ticks once its engine result is in."""
+        result = None if future is None else future.result()
         if result is None:
             self._record_vectors(ticks, None)
             return
@@ -464,6 +475,9 @@ class _Pass:
 
     def finish(self, end_ns: int) -> None:
         self.flush()
+        if self.in_flight is not None:
+            self._collect(*self.in_flight)
+            self.in_flight = None
         for gap in self.gaps.finish(end_ns):
             self._gap_event(gap)
 
@@ -560,16 +574,19 @@ def evaluate_bag(
             for s in specs
             if (mean := _provenance_means(manifest.provenance, s)) is not None
         }
-        out_bag = OutputBag(out_bag_path, reader) if out_bag_path is not None else None
         timeouts_ns = {k: round(v * NS_PER_S) for k, v in (timeouts_s or {}).items()}
-        p = _Pass(engine, schedule, means, t0_ns, out_bag, bindings, offset_ns, timeouts_ns)
-        loop_start = time.perf_counter()
-        end_ns = _drive(p, reader, bindings, offset_ns, rate_hz, duration_s, progress)
-        p.finish(end_ns)
-        mean_source = p.mean_baseline()
-        loop_wall_s = time.perf_counter() - loop_start
-        if out_bag is not None:
-            with out_bag:
+        with ExitStack() as stack:
+            out_bag = None
+            if out_bag_path is not None:
+                out_bag = stack.enter_context(OutputBag(out_bag_path, reader))
+            p = _Pass(engine, schedule, means, t0_ns, out_bag, bindings, offset_ns, timeouts_ns)
+            stack.enter_context(p.batcher)
+            loop_start = time.perf_counter()
+            end_ns = _drive(p, reader, bindings, offset_ns, rate_hz, duration_s, progress)
+            p.finish(end_ns)
+            mean_source = p.mean_baseline()
+            loop_wall_s = time.perf_counter() - loop_start
+            if out_bag is not None:
                 out_bag.copy_originals()
     wall_s = time.perf_counter() - wall_start
     cpu_s = time.process_time() - cpu_start

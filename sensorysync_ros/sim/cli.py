@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop", action="append", default=[], metavar="MODALITY:START-END",
                    help="live node: stop publishing a sensor (camera, joints, audio) from "
                    "START to END seconds after start; repeatable")
+    p.add_argument("--drop-origin-ns", type=int, default=None, metavar="NS",
+                   help="live node: --drop times count from this stamp (default: node start)")
     p.add_argument("--truth-prefix", default="", metavar="PREFIX",
                    help="live node: also publish every sensor message, dropped or not, under "
                    "PREFIX/<topic> (ground truth for scoring reconstructions)")

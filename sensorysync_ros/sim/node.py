@@ -6,9 +6,9 @@ chunks at 16 kHz, 50 per second), stamped with the node clock at the instant eac
 A 100 Hz timer advances the physics to the current time. Sensors can be dropped (not
 published; a dropped camera is not rendered either) on command: by the ROS parameters
 ``drop_camera`` / ``drop_joints`` / ``drop_audio`` at run time, or by a schedule given at start
-(``--drop camera:10-15``, seconds after start). With a truth prefix (``--truth-prefix truth``)
-every message is also published, dropped or not, under ``<prefix>/<topic>``: the ground truth
-that the demo scores reconstructions against.
+(``--drop camera:10-15``: seconds after the start, or after ``--drop-origin-ns``). With a truth
+prefix (``--truth-prefix truth``) every message is also published, dropped or not, under
+``<prefix>/<topic>``: the ground truth that the demo scores reconstructions against.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class SimNode(Node):
         robot: SimRobot,
         *,
         schedule_specs: Sequence[str] = (),
+        schedule_origin_ns: int | None = None,
         duration_s: float | None = None,
         truth_prefix: str = "",
     ) -> None:
@@ -65,7 +66,8 @@ class SimNode(Node):
         start_ns = self.get_clock().now().nanoseconds
         robot.start_at(start_ns)
         intervals = [parse_drop_spec(spec, MODALITIES) for spec in schedule_specs]
-        self._schedule = DropoutSchedule(intervals, start_ns)
+        origin_ns = start_ns if schedule_origin_ns is None else schedule_origin_ns
+        self._schedule = DropoutSchedule(intervals, origin_ns)
         self._end_ns = None if duration_s is None else start_ns + round(duration_s * 1e9)
         self.published = dict.fromkeys(MODALITIES, 0)
         self.done = False
@@ -112,6 +114,7 @@ def run_node(ros_argv: Sequence[str], args: argparse.Namespace) -> int:
             node = SimNode(
                 robot,
                 schedule_specs=args.drop,
+                schedule_origin_ns=args.drop_origin_ns,
                 duration_s=args.duration,
                 truth_prefix=args.truth_prefix,
             )
