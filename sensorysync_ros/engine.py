@@ -14,6 +14,7 @@ the mask zeroes their representation exactly as the training-time dropout does).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ __all__ = ["CPU_PROVIDER", "DEFAULT_PROVIDERS", "Engine", "EngineResult"]
 
 CPU_PROVIDER = "CPUExecutionProvider"
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", CPU_PROVIDER)
+NVIDIA_PROVIDERS = frozenset({"TensorrtExecutionProvider", "CUDAExecutionProvider"})
+CUDA_DRIVER = "libcuda.so.1"
 _FLOAT = "tensor(float)"
 _MASK_CACHE_SIZE = 256  # validated masks remembered (a fusion loop repeats a few masks)
 
@@ -57,7 +60,27 @@ def _choose_providers(requested: Sequence[str]) -> list[str]:
     skipped = [p for p in requested if p not in available]
     if skipped:
         log.info("execution providers %s are not in this onnxruntime build; skipped", skipped)
+    nvidia = [p for p in chosen if p in NVIDIA_PROVIDERS]
+    if nvidia and not _nvidia_driver_loadable():
+        # get_available_providers() lists CUDA/TensorRT wherever the build has them; without
+        # the driver they cannot load, and onnxruntime would print pages of errors trying.
+        log.warning(
+            "no NVIDIA driver (%s) on this machine: %s skipped, falling back to %s",
+            CUDA_DRIVER,
+            nvidia,
+            CPU_PROVIDER,
+        )
+        chosen = [p for p in chosen if p not in NVIDIA_PROVIDERS]
     return [*chosen, CPU_PROVIDER]
+
+
+def _nvidia_driver_loadable() -> bool:
+    """Whether the CUDA driver library loads (the precondition of every NVIDIA provider)."""
+    try:
+        ctypes.CDLL(CUDA_DRIVER)
+    except OSError:
+        return False
+    return True
 
 
 def _graph_mismatches(session: ort.InferenceSession, manifest: Manifest) -> list[str]:

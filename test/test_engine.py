@@ -15,6 +15,7 @@ import pytest
 from sensorysync_training.export import all_masks, random_inputs
 from test_runtime_without_torch import BLOCK_TORCH
 
+from sensorysync_ros import engine as engine_module
 from sensorysync_ros.engine import CPU_PROVIDER, Engine
 from sensorysync_ros.errors import ModelLoadError
 from sensorysync_ros.manifest import METADATA_KEY
@@ -33,16 +34,38 @@ def test_loads_manifest_and_reports_the_cpu_provider(tiny_robot_model: Path):
     assert engine.manifest == read_manifest(tiny_robot_model)
 
 
-def test_cuda_first_falls_back_to_cpu_with_a_warning(
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_cuda_first_without_a_driver_falls_back_to_cpu_with_a_warning(
     tiny_robot_model: Path, caplog: pytest.LogCaptureFixture
 ):
+    if engine_module._nvidia_driver_loadable():
+        pytest.skip("an NVIDIA driver loads on this machine")
+    with caplog.at_level(logging.WARNING, logger="sensorysync_ros.engine"):
+        engine = Engine(tiny_robot_model, providers=("CUDAExecutionProvider", CPU_PROVIDER))
+    assert engine.provider == CPU_PROVIDER
+    assert any(
+        "no NVIDIA driver" in w and "CUDAExecutionProvider" in w and CPU_PROVIDER in w
+        for w in _warnings(caplog)
+    )
+
+
+def test_cuda_that_fails_to_load_falls_back_to_cpu_with_a_warning(
+    tiny_robot_model: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    # Past the driver check, onnxruntime itself tries CUDA and falls back when it cannot load.
+    monkeypatch.setattr(engine_module, "_nvidia_driver_loadable", lambda: True)
     with caplog.at_level(logging.WARNING, logger="sensorysync_ros.engine"):
         engine = Engine(tiny_robot_model, providers=("CUDAExecutionProvider", CPU_PROVIDER))
     if engine.provider == "CUDAExecutionProvider":
         pytest.skip("CUDA loads on this machine: there is no fallback to observe")
     assert engine.provider == CPU_PROVIDER
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("CUDAExecutionProvider could not load" in w and CPU_PROVIDER in w for w in warnings)
+    assert any(
+        "CUDAExecutionProvider could not load" in w and CPU_PROVIDER in w
+        for w in _warnings(caplog)
+    )
 
 
 def test_unknown_provider_name_is_rejected(tiny_robot_model: Path):
