@@ -194,10 +194,16 @@ def _wait_for_node(node: object, proc: subprocess.Popen[bytes], log: Path) -> No
 
 def _offline(bag: Path, model: Path, drops: list[DropoutInterval], out: Path,
              remaps: dict[str, str], shift_s: float = 0.0) -> int:
-    """sensorysync-eval on ``bag``; dropout times shifted by ``shift_s`` (bag start -> origin)."""
+    """sensorysync-eval on ``bag``; dropout times shifted by ``shift_s`` (bag start -> origin).
+
+    On a loaded machine the recording can start after a dropout began: that dropout is clipped
+    to the bag's start (and left out when it ended before the bag began).
+    """
     argv = [str(bag), "--model", str(model), "--out", str(out)]
-    argv += [a for d in drops for a in (
-        "--drop", f"{d.modality}:{d.start_s + shift_s:.3f}-{d.end_s + shift_s:.3f}")]
+    for d in drops:
+        start_s, end_s = max(0.0, d.start_s + shift_s), d.end_s + shift_s
+        if end_s > start_s:
+            argv += ["--drop", f"{d.modality}:{start_s:.3f}-{end_s:.3f}"]
     argv += [a for m, t in remaps.items() for a in ("--topic", f"{m}={t}")]
     return evaluate.main(argv)
 
