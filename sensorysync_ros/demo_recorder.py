@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from .closing import Closing
 from .codecs._ros import resolve_msg_class
 
 __all__ = ["TopicRecorder"]
@@ -26,7 +26,7 @@ _QOS = QoSProfile(
 )
 
 
-class TopicRecorder:
+class TopicRecorder(Closing):
     """Subscribes ``node`` to topics and writes them, raw, into one bag per group.
 
     ``groups``: bag path -> {topic: message type}. Bags are opened now and closed by
@@ -60,14 +60,3 @@ class TopicRecorder:
     def close(self) -> None:
         while self._writers:
             self._writers.pop().close()
-
-    def __enter__(self) -> TopicRecorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -107,6 +107,9 @@ def test_dropout_reconstruction_malformed_input_and_total_loss(tiny_robot_model,
             assert obs.wait_for(lambda: obs.diagnostics.items, 60), (
                 "node never published diagnostics: " + (tmp_path / "node.log").read_text()
             )
+            # Anything else on this domain (a stray process) would corrupt every figure below.
+            assert obs.node.count_publishers("/sensorysync/core") == 1
+            assert obs.node.count_publishers("/camera/image_raw") == 0
             publisher = subprocess.run(
                 [sys.executable, str(PUBLISHER), "--model", str(tiny_robot_model),
                  "--phases", PHASES, "--log", str(tmp_path / "published.json")],

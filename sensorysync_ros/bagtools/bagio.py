@@ -25,7 +25,6 @@ import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
@@ -34,6 +33,7 @@ from rosbags.interfaces import Connection
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 
+from ..closing import Closing
 from ..codecs import AUDIO_COMMON_VARIANTS, register_audio_common_types
 from ..manifest import ModalitySpec
 from .errors import BagError
@@ -169,7 +169,7 @@ def _storage_of(path: Path) -> str:
         raise BagError(f"bag {str(path)!r} has no readable metadata.yaml: {err}") from err
 
 
-class BagReader:
+class BagReader(Closing):
     """A rosbag2 opened read-only. Use as a context manager."""
 
     def __init__(self, path: str | Path) -> None:
@@ -188,16 +188,6 @@ class BagReader:
         self.has_definitions = any(c.msgdef.data for c in self._reader.connections)
         self._stores: dict[str, list[Typestore]] = {}
 
-    def __enter__(self) -> BagReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._reader.stack is not None:

@@ -17,15 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..engine import DEFAULT_PROVIDERS, Engine
-from ..errors import SensorySyncError
 from ..manifest import Manifest
 from ..node_config import PARAMETERS
 from .bagio import parse_topic_remaps
 from .dropout import DropoutInterval, check_random_dropout, parse_drop_spec, random_dropouts
-from .errors import DropoutSpecError, one_line
+from .errors import DropoutSpecError
 from .evaluation import EvalResult, evaluate_bag
 from .report import write_report
-from .staging import interrupt_on_sigterm, staged_dir
+from .staging import run_staged_cli, staged_dir
 
 __all__ = ["build_parser", "main", "summary_line"]
 
@@ -185,16 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    interrupt_on_sigterm()
-    try:
-        return run(args)
-    except (SensorySyncError, OSError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted; no output written", file=sys.stderr)
-        return 130
+    return run_staged_cli(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

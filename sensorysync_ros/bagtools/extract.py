@@ -36,12 +36,12 @@ import yaml
 from tqdm import tqdm
 
 from ..codecs import make_codec
-from ..errors import CodecError, SensorySyncError
+from ..errors import CodecError
 from ..manifest import Manifest, ModalitySpec, RosBinding
 from ..model_file import read_manifest
 from .bagio import REORDER_LOOKAHEAD_NS, BagReader, parse_topic_remaps, time_ordered
-from .errors import ModalitySpecError, one_line
-from .staging import interrupt_on_sigterm, staged_dir
+from .errors import ModalitySpecError
+from .staging import run_staged_cli, staged_dir
 
 __all__ = ["Aligner", "build_parser", "load_modality_specs", "main"]
 
@@ -302,16 +302,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    interrupt_on_sigterm()
-    try:
-        return run(args)
-    except (SensorySyncError, OSError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted; no output written", file=sys.stderr)
-        return 130
+    return run_staged_cli(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["interrupt_on_sigterm", "staged_dir"]
+from ..errors import SensorySyncError
+from .errors import one_line
+
+__all__ = ["interrupt_on_sigterm", "run_staged_cli", "staged_dir"]
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -47,3 +52,21 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM unwind like Ctrl-C, so a killed CLI still removes its staging directory."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def run_staged_cli(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a CLI whose outputs go through a staging directory; return its exit status.
+
+    Library errors become one ``error:`` line and status 1; Ctrl-C or SIGTERM unwinds (the
+    staging directory is removed on the way) and gives status 130.
+    """
+    interrupt_on_sigterm()
+    try:
+        return run(args)
+    except (SensorySyncError, OSError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no output written", file=sys.stderr)
+        return 130
+

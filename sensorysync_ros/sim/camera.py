@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import mujoco
 import numpy as np
 
+from ..closing import Closing
 from .errors import RenderBackendError, SimError
 from .gl import INSTALL_HINT
 
 __all__ = ["Camera"]
 
 
-class Camera:
+class Camera(Closing):
     """A MuJoCo Renderer for one named camera; close it (or use ``with``) when done."""
 
     def __init__(
@@ -46,14 +45,3 @@ class Camera:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-    def __enter__(self) -> Camera:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

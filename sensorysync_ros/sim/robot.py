@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from types import TracebackType
 
 import numpy as np
 
+from ..closing import Closing
 from .audio import MotorAudio
 from .camera import Camera
 from .errors import SimError
@@ -56,7 +56,7 @@ class AudioChunk:
 SensorEvent = CameraFrame | JointFrame | AudioChunk
 
 
-class SimRobot:
+class SimRobot(Closing):
     """Arm world + camera + motor audio; deterministic for a seed. Close it when done."""
 
     def __init__(self, config: RobotConfig | None = None, *, camera: bool = True) -> None:
@@ -142,14 +142,3 @@ class SimRobot:
     def close(self) -> None:
         if self.camera is not None:
             self.camera.close()
-
-    def __enter__(self) -> SimRobot:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
