@@ -42,6 +42,9 @@ from sensorysync_ros.engine import CPU_PROVIDER, Engine
 from sensorysync_ros.node import reconstruction_topic
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from ros_bench_cli import run_benchmark  # noqa: E402
+
 sys.path.insert(0, str(REPO / "test"))
 from ros_helpers.sensor_publisher import RATES_HZ, Streams  # noqa: E402
 
@@ -220,19 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="append the table to this markdown file")
     parser.add_argument("--domain-id", type=int, default=142,
                         help="ROS_DOMAIN_ID of this run (keeps other ROS traffic out)")
-    args = parser.parse_args(argv)
-    # Before rclpy starts here or in a child: an own domain, localhost-only discovery.
-    os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    if not Path(args.model).is_file():
-        print(f"error: model {args.model!r} not found; pass --model <file.onnx>", file=sys.stderr)
-        return 1
-    report = run(args)
-    print(report)
-    if args.out:
-        with open(args.out, "a") as handle:
-            handle.write(report + "\n\n")
-    return 0
+    return run_benchmark(parser.parse_args(argv), run)
 
 
 if __name__ == "__main__":

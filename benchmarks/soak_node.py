@@ -30,6 +30,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from ros_bench_cli import run_benchmark  # noqa: E402
+
 sys.path.insert(0, str(REPO / "test"))
 from ros_helpers.observer import Observer, stamp_ns, values  # noqa: E402
 
@@ -145,19 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="append the table to this markdown file")
     parser.add_argument("--domain-id", type=int, default=143,
                         help="ROS_DOMAIN_ID of this run (keeps other ROS traffic out)")
-    args = parser.parse_args(argv)
-    # Before rclpy starts here or in a child: an own domain, localhost-only discovery.
-    os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    if not Path(args.model).is_file():
-        print(f"error: model {args.model!r} not found; pass --model <file.onnx>", file=sys.stderr)
-        return 1
-    report = run(args)
-    print(report)
-    if args.out:
-        with open(args.out, "a") as handle:
-            handle.write(report + "\n\n")
-    return 0
+    return run_benchmark(parser.parse_args(argv), run)
 
 
 if __name__ == "__main__":
