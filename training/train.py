@@ -338,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         train(args)
+        if dist.is_initialized():
+            dist.barrier()  # tear the process group down together: gloo can abort a rank early
     except (ConfigError, DataError, CheckpointError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
