@@ -36,7 +36,13 @@ EXTRAS = {
     # keeps pip from pulling a multi-GB CUDA build when that build is already present.
     "train": ["torch>=2.3,<=2.13.0", "onnx>=1.16", "onnxscript>=0.1", "tensorboard>=2.14"],
     "sim": ["mujoco>=3.1"],
-    "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff>=0.6"],
+    "test": [
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+        "pytest-xdist>=3.5",
+        "ruff>=0.6",
+        "colcon-common-extensions>=0.3",
+    ],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
 
