@@ -11,12 +11,11 @@ topics: camera_topic, audio_topic, joints_topic. With autostart:=false a lifecyc
 
 from __future__ import annotations
 
+from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchContext, LaunchDescription
 
 PACKAGE = "sensorysync_ros"
 # Default input topics (the default model's manifest) and the launch argument remapping each.

@@ -67,9 +67,8 @@ def _ros_launch_available() -> bool:
 
 @pytest.mark.skipif(not _ros_launch_available(), reason="ROS 2 launch/launch_ros not installed")
 def test_launch_description_builds_a_lifecycle_node():
-    from launch_ros.actions import LifecycleNode
-
     from launch import LaunchContext, LaunchDescription
+    from launch_ros.actions import LifecycleNode
 
     spec = importlib.util.spec_from_file_location("sensorysync_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
