@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .codecs import sequence_value
 from .errors import CodecError
 
 __all__ = [
@@ -86,7 +87,7 @@ def encode_core(
         encoding=CORE_ENCODING,
         is_bigendian=0,
         step=4 * row.size,
-        data=row.tobytes(),
+        data=sequence_value(image_cls, row.view(np.uint8)),
     )
 
 

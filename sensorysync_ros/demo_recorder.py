@@ -17,7 +17,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from .closing import Closing
-from .codecs._ros import resolve_msg_class
+from .codecs import resolve_msg_class
 
 __all__ = ["TopicRecorder"]
 

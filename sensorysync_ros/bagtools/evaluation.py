@@ -28,7 +28,6 @@ At each tick and for each modality the tick falls in one condition:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -458,8 +457,6 @@ class _Pass:
             variance=np.exp(result.core_logvar[t.row]),  # as FusionOutput.core_var
             present=mask,
         )
-        if isinstance(core.data, bytes):  # rosbags wants a uint8 array where rclpy takes bytes
-            core = dataclasses.replace(core, data=np.frombuffer(core.data, np.uint8))
         recv_ns = t.now_ns + self.clock_offset_ns
         bag.write("/sensorysync/core", "sensor_msgs/msg/Image", recv_ns, core)
         for name in self.names:

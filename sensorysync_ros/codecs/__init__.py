@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import CodecError
 from ..manifest import ModalitySpec
-from ._ros import message_type_name, resolve_msg_class
+from ._ros import message_type_name, resolve_msg_class, sequence_value
 from .audio import AudioCodec, PcmChunk, PcmRing, pcm_from_msg, pcm_to_msg
 from .audio_features import (
     LOG_FLOOR,
@@ -77,6 +77,7 @@ __all__ = [
     "power_spectrogram",
     "register_audio_common_types",
     "resolve_msg_class",
+    "sequence_value",
     "tensor_to_image",
     "tensor_to_joint_state",
     "tensor_to_label",

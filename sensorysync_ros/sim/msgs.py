@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codecs._ros import resolve_msg_class
+from ..codecs import resolve_msg_class
 from .robot import AudioChunk, CameraFrame, JointFrame, SensorEvent
 
 __all__ = [
